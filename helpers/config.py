@@ -1,0 +1,119 @@
+"""Profiles and paths.
+
+A *profile* fixes every size and budget of the course in one frozen dataclass, so a notebook
+never hard-codes "how many images" or "how many epochs". Choose one with the environment
+variable ``TL_PROFILE`` (``quick`` for CI, ``standard`` for a laptop CPU, ``full`` for a GPU).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Every size and budget of the course (units in the comments)."""
+
+    name: str
+    # --- images (tasks A and B) ---
+    image_size: int = 32  # pixels per side
+    n_task_a: int = 30_000  # task-A training images ("a million photos" analogue)
+    n_task_a_test: int = 2_000  # task-A test images
+    pretrain_epochs: int = 4  # passes over task A
+    n_task_b_pool: int = 4_000  # task-B training pool that subsets are drawn from
+    n_task_b_test: int = 2_000  # task-B test images (fixed)
+    target_sizes: tuple[int, ...] = (50, 100, 1_000, 2_000)  # N_B values of the sweep
+    seeds: tuple[int, ...] = (0, 1, 2)  # seeds of every claim
+    width: int = 32  # channels of the first conv block (doubles per block)
+    batch_size: int = 64  # examples per optimiser step
+    # --- speech (notebook 04) ---
+    speech_words_a: int = 100  # words in task A's vocabulary
+    speech_clips_a: int = 12_000  # task-A training clips ("10,000 hours" analogue)
+    speech_positives_b: int = 100  # wake-word training clips ("one hour" analogue)
+    speech_stream_hours: float = 0.5  # hours of continuous negative stream for FA/h
+    speech_epochs_a: int = 8  # passes over speech task A
+    # --- counter-example grid (notebook 05) ---
+    grid_task_a_sizes: tuple[int, ...] = (100, 3_000, 30_000)  # N_A values
+    grid_target_sizes: tuple[int, ...] = (100, 1_000, 2_000)  # N_B values
+
+
+PROFILES: dict[str, Profile] = {
+    "quick": Profile(name="quick"),
+    "standard": Profile(
+        name="standard",
+        n_task_a=60_000,
+        pretrain_epochs=4,
+        n_task_b_pool=6_000,
+        n_task_b_test=4_000,
+        target_sizes=(50, 100, 300, 1_000, 5_000),
+        seeds=(0, 1, 2, 3, 4),
+        speech_clips_a=30_000,
+        speech_stream_hours=2.0,
+        speech_epochs_a=10,
+        grid_task_a_sizes=(100, 1_000, 10_000, 60_000),
+        grid_target_sizes=(50, 100, 1_000, 5_000),
+    ),
+    "full": Profile(
+        name="full",
+        n_task_a=200_000,
+        pretrain_epochs=6,
+        n_task_b_pool=10_000,
+        n_task_b_test=5_000,
+        target_sizes=(50, 100, 300, 1_000, 3_000, 10_000),
+        seeds=(0, 1, 2, 3, 4),
+        width=48,
+        batch_size=128,
+        speech_clips_a=60_000,
+        speech_stream_hours=5.0,
+        speech_epochs_a=15,
+        grid_task_a_sizes=(100, 1_000, 10_000, 100_000),
+        grid_target_sizes=(50, 100, 1_000, 10_000),
+    ),
+}
+DEFAULT_PROFILE = "standard"
+
+
+class ConfigError(ValueError):
+    """A setting the user gave is not valid; the message says what to do."""
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """Return the profile called ``name`` (default: ``$TL_PROFILE``, else ``standard``)."""
+    name = name or os.environ.get("TL_PROFILE") or DEFAULT_PROFILE
+    key = name.strip().lower()
+    if key not in PROFILES:
+        valid = ", ".join(PROFILES)
+        raise ConfigError(f"unknown profile {name!r}: choose one of {valid} (set TL_PROFILE=...)")
+    return PROFILES[key]
+
+
+def replace_profile(profile: Profile, **changes: object) -> Profile:
+    """A copy of ``profile`` with some fields changed; unknown field names are an error."""
+    known = {f.name for f in fields(Profile)}
+    unknown = sorted(set(changes) - known)
+    if unknown:
+        raise ConfigError(f"unknown profile field(s) {unknown}: valid fields are {sorted(known)}")
+    values = {f.name: getattr(profile, f.name) for f in fields(Profile)}
+    return Profile(**{**values, **changes})  # type: ignore[arg-type]
+
+
+def _root(env_var: str, default: str) -> Path:
+    return Path(os.environ.get(env_var) or REPO_ROOT / default).expanduser()
+
+
+def data_dir() -> Path:
+    """Generated and downloaded data sets (``$TL_DATA_DIR``, default ``data/``)."""
+    return _root("TL_DATA_DIR", "data")
+
+
+def artifacts_dir() -> Path:
+    """Checkpoints and cached experiment results (``$TL_ARTIFACTS_DIR``, default ``artifacts/``)."""
+    return _root("TL_ARTIFACTS_DIR", "artifacts")
+
+
+def build_dir() -> Path:
+    """Executed notebooks, site and results.json (``$TL_BUILD_DIR``, default ``build/``)."""
+    return _root("TL_BUILD_DIR", "build")

@@ -1,0 +1,68 @@
+"""Device, seeds and a one-line description of where the course runs."""
+from __future__ import annotations
+
+import os
+import platform
+import random
+
+import numpy as np
+import torch
+
+from helpers.config import ConfigError, get_profile
+
+VALID_DEVICES = ("cpu", "cuda", "mps")
+
+
+def _mps_available() -> bool:
+    return bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
+
+
+def get_device(name: str | None = None) -> torch.device:
+    """The device to train on: ``name``, else ``$TL_DEVICE``, else cuda > mps > cpu.
+
+    Raises ConfigError when the device asked for does not exist here.
+    """
+    name = (name or os.environ.get("TL_DEVICE") or "").strip().lower()
+    if not name:
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if _mps_available() else "cpu")
+    kind = name.split(":")[0]
+    if kind not in VALID_DEVICES:
+        raise ConfigError(f"unknown device {name!r}: use one of {', '.join(VALID_DEVICES)} (TL_DEVICE)")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("TL_DEVICE asks for cuda, but PyTorch sees no CUDA GPU here: "
+                          "unset TL_DEVICE (or set TL_DEVICE=cpu), or install a CUDA build of torch")
+    if kind == "mps" and not _mps_available():
+        raise ConfigError("TL_DEVICE asks for mps, but this machine has no Apple GPU: unset TL_DEVICE")
+    return torch.device(name)
+
+
+def configure_threads() -> int:
+    """Apply ``$TL_THREADS`` (torch intra-op threads) if set; return the thread count in use."""
+    wanted = os.environ.get("TL_THREADS")
+    if wanted:
+        try:
+            count = int(wanted)
+        except ValueError:
+            raise ConfigError(f"TL_THREADS={wanted!r} is not a whole number of threads") from None
+        if count < 1:
+            raise ConfigError(f"TL_THREADS={count} must be at least 1")
+        torch.set_num_threads(count)
+    return torch.get_num_threads()
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch; return a torch.Generator seeded the same way."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def describe(device: torch.device | None = None) -> str:
+    """One line: Python, torch, device, threads and profile."""
+    device = device or get_device()
+    gpu = f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""
+    return (f"python {platform.python_version()} | torch {torch.__version__} | device {device}{gpu}"
+            f" | threads {configure_threads()} | profile {get_profile().name}")
