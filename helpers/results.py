@@ -26,6 +26,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600 files; outputs are meant to be read by others
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
             handle.flush()

@@ -1,0 +1,92 @@
+# The course's commands. `make help` lists them; README.md explains them.
+#   make run    execute every notebook (PROFILE=quick|standard|full) into build/
+#   make lab    open JupyterLab on notebooks/
+#   make test   ruff, notebook hygiene, unit tests, nbval on every notebook (quick profile)
+# Each one creates $(VENV) and installs the course into it first, if needed.
+
+VENV ?= .venv
+PYTHON ?= python3
+# PROFILE unset: `full` when a CUDA GPU is usable, else `standard` (see resolve_profile).
+PROFILE ?=
+LAB_ARGS ?=
+BUILD := $(if $(TL_BUILD_DIR),$(TL_BUILD_DIR),build)
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PY := $(VENV)/bin/python
+PYPROJECT_SHA := $(shell (sha256sum pyproject.toml 2>/dev/null || shasum -a 256 pyproject.toml) | cut -c1-16)
+STAMP := $(VENV)/.stamp-$(PYPROJECT_SHA)
+TCMALLOC := /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
+# tcmalloc is an optional speed-up for many small allocations; used only where installed.
+# Recursive (=) so that it is checked when a recipe runs, after setup may have installed it.
+RUN_ENV = $(shell test -f $(TCMALLOC) && echo LD_PRELOAD=$(TCMALLOC))
+
+# Sets the shell variable `profile`: $(PROFILE), else full with a CUDA GPU, else standard.
+define resolve_profile
+profile="$(PROFILE)"; \
+if [ -z "$$profile" ]; then \
+  profile=standard; \
+  if command -v nvidia-smi >/dev/null 2>&1 && \
+     $(PY) -c 'import sys, torch; sys.exit(not torch.cuda.is_available())' 2>/dev/null; then \
+    profile=full; echo "make: a CUDA GPU is available, so PROFILE=full (set PROFILE=... to choose)"; \
+  fi; \
+fi
+endef
+
+.PHONY: help setup run lab test clean
+
+help:
+	@echo "make run    execute every notebook into $(BUILD)/notebooks and $(BUILD)/html, print the results"
+	@echo "make lab    open JupyterLab on notebooks/ (extra options: LAB_ARGS='--port 8899')"
+	@echo "make test   ruff, notebook hygiene, unit tests, then nbval on every notebook (quick profile)"
+	@echo "make clean  remove $(BUILD)/ and tool caches (keeps data/, artifacts/ and $(VENV))"
+	@echo "Options: PROFILE=quick|standard|full (default: full with a CUDA GPU, else standard),"
+	@echo "         VENV=$(VENV) PYTHON=$(PYTHON)"
+
+setup: $(STAMP)
+
+# Re-installs only when pyproject.toml changed (the stamp's name holds its hash).
+$(STAMP):
+	@test -x $(PY) || { echo "make: creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
+	$(PY) -m pip install -e '.[dev]'
+	@$(MAKE) --no-print-directory tcmalloc
+	@rm -f $(VENV)/.stamp-*
+	@touch $@
+
+# Optional: never fails, and does nothing unless apt-get is there and we are root.
+.PHONY: tcmalloc
+tcmalloc:
+	@if [ ! -f $(TCMALLOC) ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  echo "make: installing libtcmalloc-minimal4 (optional speed-up)"; \
+	  { apt-get install -y -qq --no-install-recommends libtcmalloc-minimal4 >/dev/null 2>&1 || \
+	    { apt-get update -qq >/dev/null 2>&1 && \
+	      apt-get install -y -qq --no-install-recommends libtcmalloc-minimal4 >/dev/null 2>&1; }; } || \
+	  echo "make: could not install libtcmalloc-minimal4; continuing without it"; \
+	fi
+
+run: setup
+	@$(resolve_profile); \
+	$(RUN_ENV) $(PY) data_scripts/prepare.py --profile $$profile; \
+	$(RUN_ENV) $(PY) -m helpers.course run --profile $$profile
+
+lab: setup
+	@$(resolve_profile); \
+	echo "make: JupyterLab with TL_PROFILE=$$profile"; \
+	root=$$([ "$$(id -u)" = 0 ] && echo --allow-root || true); \
+	TL_PROFILE=$$profile $(RUN_ENV) $(VENV)/bin/jupyter lab notebooks/ $$root $(LAB_ARGS)
+
+test: setup
+	$(PY) -m ruff check .
+	$(PY) -m helpers.course check-clean
+	$(RUN_ENV) $(PY) -m pytest tests -q -n 2
+	$(RUN_ENV) TL_PROFILE=quick $(PY) data_scripts/prepare.py --profile quick
+	mkdir -p $(BUILD)
+	$(RUN_ENV) TL_PROFILE=quick TL_THREADS=1 $(PY) -m pytest --nbval-lax --nbval-current-env \
+	  --nbval-cell-timeout=600 -n 2 --dist loadfile -p no:cacheprovider \
+	  --junitxml=$(BUILD)/nbval.xml notebooks/
+	$(PY) -m helpers.course check-nbval $(BUILD)/nbval.xml
+
+clean:
+	rm -rf $(BUILD) .pytest_cache .ruff_cache

@@ -1,0 +1,277 @@
+"""Run, check and clean the course notebooks from the command line.
+
+    python -m helpers.course run [--profile quick|standard|full] [NOTEBOOK ...]
+    python -m helpers.course check-clean [NOTEBOOK ...]   # exit 1 if outputs are stored
+    python -m helpers.course strip [NOTEBOOK ...]         # remove outputs in place (authors)
+    python -m helpers.course table                        # print build/results.json
+    python -m helpers.course check-nbval REPORT.xml       # every notebook cell ran under nbval
+
+``run`` executes each notebook in order in a fresh kernel of this Python, saves the executed
+copy to build/notebooks/ and an HTML page to build/html/, and stops at the first failing cell
+with a message naming the notebook, the cell and the error.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+import xml.etree.ElementTree as ET
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+from nbformat import NotebookNode
+
+from helpers import config, results
+
+NOTEBOOK_PATTERN = "[0-9][0-9]_*.ipynb"  # ordered course notebooks: 00_start_here.ipynb, ...
+DEFAULT_CELL_TIMEOUT = 1800  # seconds one cell may run under `run`
+
+
+class NotebookError(RuntimeError):
+    """A notebook failed to run; the message names the notebook, the cell and the error."""
+
+
+@dataclass
+class CellTracker:
+    """Remembers which cell the kernel is running, so a failure can name it."""
+
+    index: int = -1
+    first_line: str = ""
+
+    def __call__(self, cell: NotebookNode, cell_index: int, **_: object) -> None:
+        self.index = cell_index
+        self.first_line = first_source_line(cell)
+
+
+def notebooks_dir() -> Path:
+    """The folder of the course notebooks (``notebooks/`` at the repository root)."""
+    return config.REPO_ROOT / "notebooks"
+
+
+def course_notebooks(folder: Path | None = None) -> list[Path]:
+    """The ordered course notebooks (``NN_name.ipynb``) in ``folder``."""
+    return sorted((folder or notebooks_dir()).glob(NOTEBOOK_PATTERN))
+
+
+def first_source_line(cell: NotebookNode) -> str:
+    """The first non-empty source line of a cell ('' for an empty cell)."""
+    lines = [line.strip() for line in cell.source.splitlines() if line.strip()]
+    return lines[0] if lines else ""
+
+
+def code_cells(nb: NotebookNode) -> list[NotebookNode]:
+    """The code cells of a notebook, in order."""
+    return [cell for cell in nb.cells if cell.cell_type == "code"]
+
+
+def dirty_cells(nb: NotebookNode) -> list[int]:
+    """Indices of code cells that store outputs or an execution count."""
+    return [i for i, cell in enumerate(nb.cells)
+            if cell.cell_type == "code" and (cell.get("outputs") or cell.get("execution_count"))]
+
+
+def find_dirty(paths: list[Path]) -> list[str]:
+    """One line per notebook that stores outputs or execution counts."""
+    problems = []
+    for path in paths:
+        cells = dirty_cells(nbformat.read(path, as_version=4))
+        if cells:
+            problems.append(f"{path}: outputs or execution counts in cell(s) {cells}")
+    return problems
+
+
+def strip_notebook(path: Path) -> bool:
+    """Remove outputs and execution counts in place; return True when the file changed."""
+    nb = nbformat.read(path, as_version=4)
+    if not dirty_cells(nb):
+        return False
+    for cell in code_cells(nb):
+        cell.outputs = []
+        cell.execution_count = None
+    results.atomic_write_text(path, nbformat.writes(nb))
+    return True
+
+
+def failure_message(path: Path, tracker: CellTracker, error: Exception) -> str:
+    """Name the notebook, the failing cell (index and first line) and the error."""
+    summary = f"{getattr(error, 'ename', type(error).__name__)}: {getattr(error, 'evalue', error)}"
+    cell = f"cell {tracker.index} (`{tracker.first_line}`)" if tracker.index >= 0 else "before any cell"
+    return (f"notebook {path.name} failed in {cell}:\n  {summary.strip()}\n"
+            f"The executed copy with the full traceback is in {output_paths(path)[0]}")
+
+
+def output_paths(path: Path) -> tuple[Path, Path]:
+    """Where ``run`` writes the executed notebook and its HTML page."""
+    build = config.build_dir()
+    return build / "notebooks" / path.name, build / "html" / f"{path.stem}.html"
+
+
+def prepare_build_dir() -> None:
+    """Create build/notebooks and build/html, or say clearly why they cannot be written."""
+    for folder in (config.build_dir() / "notebooks", config.build_dir() / "html"):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise NotebookError(f"cannot write to {folder} ({error}): "
+                                "set TL_BUILD_DIR to a writable folder") from error
+
+
+def save_outputs(path: Path, nb: NotebookNode) -> None:
+    """Write the executed notebook and its HTML page atomically under build/."""
+    from nbconvert import HTMLExporter  # slow import: only when notebooks are run
+
+    executed, html = output_paths(path)
+    results.atomic_write_text(executed, nbformat.writes(nb))
+    body, _ = HTMLExporter().from_notebook_node(nb)
+    results.atomic_write_text(html, body)
+
+
+def execute_notebook(path: Path, profile: str, timeout: int) -> float:
+    """Run one notebook in a fresh kernel, save its outputs; return the wall time in seconds.
+
+    Raises NotebookError naming the failing cell; the partly executed copy is still saved.
+    """
+    from nbclient import NotebookClient  # slow import: only when notebooks are run
+
+    nb = nbformat.read(path, as_version=4)
+    tracker = CellTracker()
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", on_cell_execute=tracker,
+                            resources={"metadata": {"path": str(path.parent)}})
+    env = {**os.environ, "TL_PROFILE": profile}
+    start = time.perf_counter()
+    try:
+        client.execute(env=env)
+    except Exception as error:  # CellExecutionError, CellTimeoutError, DeadKernelError, ...
+        save_outputs(path, nb)
+        raise NotebookError(failure_message(path, tracker, error)) from error
+    seconds = time.perf_counter() - start
+    save_outputs(path, nb)
+    return seconds
+
+
+def run_course(paths: list[Path], profile: str, timeout: int) -> dict[str, float]:
+    """Execute ``paths`` in order, printing the time of each; return {stem: seconds}."""
+    prepare_build_dir()
+    timings: dict[str, float] = {}
+    for path in paths:
+        print(f"--> {path.name} (profile {profile}) ...", flush=True)
+        timings[path.stem] = execute_notebook(path, profile, timeout)
+        print(f"    {path.name}: {timings[path.stem]:.1f} s", flush=True)
+    summary = {"profile": profile, "seconds": timings}
+    results.atomic_write_text(config.build_dir() / "timings.json", json.dumps(summary, indent=2) + "\n")
+    return timings
+
+
+def nbval_counts(report: Path) -> Counter[str]:
+    """Passed test cases per notebook file name in a pytest --junitxml report."""
+    passed: Counter[str] = Counter()
+    for case in ET.parse(report).getroot().iter("testcase"):
+        if any(child.tag in ("failure", "error", "skipped") for child in case):
+            continue
+        # classname is the node id with dots: "notebooks.00_start_here.ipynb"
+        match = re.search(r"([^./\\]+\.ipynb)", case.get("classname", ""))
+        if match:
+            passed[match.group(1)] += 1
+    return passed
+
+
+def check_nbval(report: Path, paths: list[Path]) -> list[str]:
+    """One line per notebook whose code cells did not all pass under nbval."""
+    passed = nbval_counts(report)
+    problems = []
+    for path in paths:
+        expected = len(code_cells(nbformat.read(path, as_version=4)))
+        if passed[path.name] != expected:
+            problems.append(f"{path}: {passed[path.name]} of {expected} code cells ran and passed")
+    return problems
+
+
+def resolve_notebooks(names: list[str]) -> list[Path]:
+    """The notebooks named on the command line, else all course notebooks; missing ones are an error."""
+    paths = [Path(name) for name in names] or course_notebooks()
+    missing = [str(path) for path in paths if not path.is_file()]
+    if missing:
+        raise NotebookError(f"no such notebook: {', '.join(missing)}")
+    if not paths:
+        raise NotebookError(f"no notebooks matching {NOTEBOOK_PATTERN} in {notebooks_dir()}")
+    return paths
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Execute the notebooks in order, then print the results table."""
+    profile = config.get_profile(args.profile).name
+    run_course(resolve_notebooks(args.notebooks), profile, args.timeout)
+    print(f"\nResults ({results.results_path()}):\n{results.format_table(results.load_results())}")
+    return 0
+
+
+def cmd_check_clean(args: argparse.Namespace) -> int:
+    """Exit 1, listing them, when notebooks store outputs or execution counts."""
+    problems = find_dirty(resolve_notebooks(args.notebooks))
+    for line in problems:
+        print(line, file=sys.stderr)
+    if problems:
+        print("Notebooks are stored without outputs: run `python -m helpers.course strip` "
+              "(or Edit > Clear Outputs of All Cells in JupyterLab) and save.", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def cmd_strip(args: argparse.Namespace) -> int:
+    """Remove outputs and execution counts from the notebooks in place."""
+    for path in resolve_notebooks(args.notebooks):
+        if strip_notebook(path):
+            print(f"stripped {path}")
+    return 0
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    """Print build/results.json as a table."""
+    print(results.format_table(results.load_results()))
+    return 0
+
+
+def cmd_check_nbval(args: argparse.Namespace) -> int:
+    """Exit 1 when a notebook has code cells that did not pass in the nbval report."""
+    problems = check_nbval(Path(args.report), resolve_notebooks(args.notebooks))
+    for line in problems:
+        print(f"did not run: {line}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface (one sub-command per job)."""
+    parser = argparse.ArgumentParser(prog="python -m helpers.course", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="execute the notebooks into build/notebooks and build/html")
+    run.add_argument("--profile", default=None, help="quick, standard or full (default: $TL_PROFILE)")
+    run.add_argument("--timeout", type=int, default=DEFAULT_CELL_TIMEOUT, help="seconds per cell")
+    clean = sub.add_parser("check-clean", help="exit 1 if a notebook stores outputs")
+    strip = sub.add_parser("strip", help="remove outputs and execution counts in place")
+    nbval = sub.add_parser("check-nbval", help="exit 1 unless every code cell passed in a junit report")
+    nbval.add_argument("report", help="the XML file written by pytest --junitxml")
+    for command, func in ((run, cmd_run), (clean, cmd_check_clean), (strip, cmd_strip),
+                          (nbval, cmd_check_nbval)):
+        command.add_argument("notebooks", nargs="*", help="default: every notebooks/NN_*.ipynb")
+        command.set_defaults(func=func)
+    sub.add_parser("table", help="print build/results.json").set_defaults(func=cmd_table)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; errors the user can fix are printed without a traceback."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (NotebookError, config.ConfigError, results.ResultsError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Atomic, versioned, verified on-disk cache for anything expensive to build.
+
+An entry is keyed by a name and the *config* that produced it (a JSON-able dict including a
+version stamp), so changing a generator or a hyper-parameter can never serve stale data. The
+payload is a dict of tensors/numbers saved with ``torch.save`` and read back with
+``weights_only=True``; a sidecar JSON holds the config and a SHA-256 of the payload, checked on
+every load. Writes go to a temporary file and are renamed into place, and a lock file makes a
+second process wait for the first builder instead of building the same entry twice.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from helpers.config import data_dir
+
+
+class CacheError(RuntimeError):
+    """A cache entry is damaged or cannot be written; the message says what to do."""
+
+
+def config_key(config: dict[str, Any]) -> str:
+    """A short stable hash of a JSON-able config."""
+    text = json.dumps(config, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def entry_path(name: str, config: dict[str, Any], root: Path | None = None) -> Path:
+    return (root or data_dir()) / f"{name}-{config_key(config)}.pt"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_atomic(path: Path, payload: dict[str, Any], config: dict[str, Any]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        meta = {"config": config, "sha256": _sha256(Path(tmp))}
+        meta_tmp = tmp + ".json"
+        Path(meta_tmp).write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
+        os.replace(tmp, path)  # payload first: a sidecar never points at a missing payload
+        os.replace(meta_tmp, path.with_suffix(".json"))
+    finally:
+        for leftover in (tmp, tmp + ".json"):
+            Path(leftover).unlink(missing_ok=True)
+
+
+def _read_verified(path: Path) -> dict[str, Any] | None:
+    """The payload at ``path`` if present and intact; None when it must be (re)built."""
+    meta_path = path.with_suffix(".json")
+    if not (path.exists() and meta_path.exists()):
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+    except ValueError:
+        return None
+    if meta.get("sha256") != _sha256(path):
+        return None  # damaged or half-copied: rebuild rather than train on garbage
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def load_or_build(name: str, config: dict[str, Any], build: Callable[[], dict[str, Any]],
+                  root: Path | None = None) -> dict[str, Any]:
+    """Return the cached payload for (name, config), building and storing it if needed."""
+    path = entry_path(name, config, root)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(path.with_suffix(".lock"), "a")
+    except OSError as exc:
+        raise CacheError(f"cannot write the cache under {path.parent} ({exc}); "
+                         "set TL_DATA_DIR / TL_ARTIFACTS_DIR to a writable folder") from exc
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a second builder waits, then loads
+        payload = _read_verified(path)
+        if payload is None:
+            payload = build()
+            _write_atomic(path, payload, config)
+    return payload

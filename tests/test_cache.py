@@ -1,0 +1,127 @@
+"""helpers.data.cache: load-or-build, keyed by config, verified, atomic, built once."""
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from helpers.data import cache
+
+CONFIG = {"version": 1, "n": 4, "seed": 0}
+
+
+class Builder:
+    """A build function that counts its calls."""
+
+    def __init__(self, value: float = 1.0) -> None:
+        self.calls = 0
+        self.value = value
+
+    def __call__(self) -> dict[str, Any]:
+        self.calls += 1
+        return {"X": torch.full((4, 2), self.value), "n": 4, "name": "toy"}
+
+
+def test_builds_once_then_loads(tmp_path: Path) -> None:
+    build = Builder()
+    first = cache.load_or_build("toy", CONFIG, build, root=tmp_path)
+    second = cache.load_or_build("toy", CONFIG, build, root=tmp_path)
+    assert build.calls == 1
+    assert torch.equal(first["X"], second["X"]) and second["n"] == 4 and second["name"] == "toy"
+    assert sorted(p.suffix for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == [".json", ".pt"]
+
+
+def test_config_change_gives_a_new_entry(tmp_path: Path) -> None:
+    build = Builder()
+    changed = {**CONFIG, "version": 2}
+    assert cache.config_key(CONFIG) != cache.config_key(changed)
+    assert cache.config_key(CONFIG) == cache.config_key(dict(reversed(list(CONFIG.items()))))
+    cache.load_or_build("toy", CONFIG, build, root=tmp_path)
+    cache.load_or_build("toy", changed, build, root=tmp_path)
+    assert build.calls == 2
+    assert cache.entry_path("toy", CONFIG, tmp_path) != cache.entry_path("toy", changed, tmp_path)
+
+
+def test_corrupt_payload_is_rebuilt(tmp_path: Path) -> None:
+    cache.load_or_build("toy", CONFIG, Builder(), root=tmp_path)
+    path = cache.entry_path("toy", CONFIG, tmp_path)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    rebuild = Builder(value=2.0)
+    payload = cache.load_or_build("toy", CONFIG, rebuild, root=tmp_path)
+    assert rebuild.calls == 1 and payload["X"][0, 0] == 2.0
+    assert cache.load_or_build("toy", CONFIG, rebuild, root=tmp_path)["X"][0, 0] == 2.0  # now intact
+
+
+@pytest.mark.parametrize("damage", ["truncate", "delete_sidecar", "bad_sidecar"])
+def test_damaged_entries_are_rebuilt(tmp_path: Path, damage: str) -> None:
+    cache.load_or_build("toy", CONFIG, Builder(), root=tmp_path)
+    path = cache.entry_path("toy", CONFIG, tmp_path)
+    if damage == "truncate":
+        path.write_bytes(path.read_bytes()[:20])
+    elif damage == "delete_sidecar":
+        path.with_suffix(".json").unlink()
+    else:
+        path.with_suffix(".json").write_text("{broken")
+    rebuild = Builder()
+    cache.load_or_build("toy", CONFIG, rebuild, root=tmp_path)
+    assert rebuild.calls == 1
+
+
+def test_loads_with_weights_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cached files are read with weights_only=True: they cannot run code when loaded."""
+    seen: list[Any] = []
+    real_load = torch.load
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs.get("weights_only"))
+        return real_load(*args, **kwargs)
+
+    cache.load_or_build("toy", CONFIG, Builder(), root=tmp_path)
+    monkeypatch.setattr(torch, "load", spy)
+    cache.load_or_build("toy", CONFIG, Builder(), root=tmp_path)
+    assert seen == [True]
+
+
+class NotATensor:
+    """An arbitrary object: allowed by pickle, refused by weights_only loading."""
+
+
+def test_arbitrary_objects_are_refused_on_load(tmp_path: Path) -> None:
+    cache.load_or_build("obj", CONFIG, lambda: {"thing": NotATensor()}, root=tmp_path)
+    with pytest.raises(pickle.UnpicklingError):
+        cache.load_or_build("obj", CONFIG, Builder(), root=tmp_path)
+
+
+def test_unwritable_root_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(cache.CacheError, match="TL_DATA_DIR"):
+        cache.load_or_build("toy", CONFIG, Builder(), root=blocker / "data")
+
+
+def test_default_root_is_tl_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TL_DATA_DIR", str(tmp_path))
+    assert cache.entry_path("toy", CONFIG).parent == tmp_path
+
+
+def test_concurrent_builders_build_once(tmp_path: Path) -> None:
+    """Four processes ask for the same entry at once: one builds, the others wait and load."""
+    code = ("import sys, time, torch\nfrom pathlib import Path\nfrom helpers.data import cache\n"
+            "def build():\n"
+            "    with open(sys.argv[1] + '/builds.txt', 'a') as f: f.write('built\\n')\n"
+            "    time.sleep(0.5)\n"
+            "    return {'X': torch.arange(5)}\n"
+            "payload = cache.load_or_build('toy', {'v': 1}, build, root=Path(sys.argv[1]))\n"
+            "assert payload['X'].tolist() == [0, 1, 2, 3, 4]\n")
+    env = {**os.environ, "TL_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], env=env) for _ in range(4)]
+    assert [proc.wait(timeout=120) for proc in procs] == [0] * 4
+    assert (tmp_path / "builds.txt").read_text() == "built\n"

@@ -1,0 +1,191 @@
+"""helpers.course (run / check-clean / strip / check-nbval), data_scripts/prepare.py, JupyterLab."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+from helpers import config, course
+
+PREPARE = config.REPO_ROOT / "data_scripts" / "prepare.py"
+
+
+def write_notebook(path: Path, *sources: str, outputs: bool = False) -> Path:
+    """A notebook with a markdown title and one code cell per source (optionally with outputs)."""
+    cells = [new_markdown_cell("# test")] + [new_code_cell(source) for source in sources]
+    if outputs:
+        cells[1].outputs = [new_output("stream", name="stdout", text="hi\n")]
+        cells[1].execution_count = 1
+    kernelspec = {"name": "python3", "display_name": "Python 3"}
+    nbformat.write(new_notebook(cells=cells, metadata={"kernelspec": kernelspec}), path)
+    return path
+
+
+@pytest.fixture
+def build(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    monkeypatch.setenv("TL_BUILD_DIR", str(tmp_path / "build"))
+    monkeypatch.setenv("TL_THREADS", "1")
+    return tmp_path / "build"
+
+
+def test_check_clean_detects_outputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    clean = write_notebook(tmp_path / "00_clean.ipynb", "x = 1")
+    dirty = write_notebook(tmp_path / "01_dirty.ipynb", "print('hi')", "y = 2", outputs=True)
+    assert course.main(["check-clean", str(clean)]) == 0
+    assert course.main(["check-clean", str(clean), str(dirty)]) == 1
+    err = capsys.readouterr().err
+    assert "01_dirty.ipynb" in err and "00_clean" not in err and "strip" in err
+
+
+def test_execution_count_alone_is_dirty(tmp_path: Path) -> None:
+    path = write_notebook(tmp_path / "00.ipynb", "x = 1")
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[1].execution_count = 3
+    assert course.dirty_cells(nb) == [1]
+
+
+def test_strip_removes_outputs_in_place(tmp_path: Path) -> None:
+    dirty = write_notebook(tmp_path / "01_dirty.ipynb", "print('hi')", outputs=True)
+    assert course.main(["strip", str(dirty)]) == 0
+    assert course.find_dirty([dirty]) == []
+    assert nbformat.read(dirty, as_version=4).cells[1].source == "print('hi')"
+    assert course.strip_notebook(dirty) is False  # already clean: file not rewritten
+
+
+def test_repository_notebooks_are_stored_clean() -> None:
+    notebooks = course.course_notebooks()
+    assert notebooks, "no notebooks/NN_*.ipynb found"
+    assert notebooks[0].name == "00_start_here.ipynb"
+    assert course.find_dirty(notebooks) == []
+
+
+def test_missing_notebook_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert course.main(["check-clean", "no/such.ipynb"]) == 1
+    assert "no such notebook" in capsys.readouterr().err
+
+
+def test_run_unknown_profile_lists_valid(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert course.main(["run", "--profile", "turbo", str(write_notebook(tmp_path / "00.ipynb"))]) == 1
+    err = capsys.readouterr().err
+    assert "turbo" in err and "quick" in err and "standard" in err
+
+
+def test_run_unwritable_build_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("TL_BUILD_DIR", str(blocker / "build"))
+    assert course.main(["run", "--profile", "quick", str(write_notebook(tmp_path / "00.ipynb"))]) == 1
+    assert "TL_BUILD_DIR" in capsys.readouterr().err
+
+
+def test_run_executes_and_saves(build: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_notebook(tmp_path / "07_ok.ipynb",
+                          "import os\nassert os.environ['TL_PROFILE'] == 'quick'",
+                          "from helpers import results\nresults.record('07_ok', 'answer', 42)")
+    assert course.main(["run", "--profile", "quick", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "07_ok.ipynb" in out and "answer" in out and "42" in out
+    executed = nbformat.read(build / "notebooks" / "07_ok.ipynb", as_version=4)
+    assert [cell.execution_count for cell in executed.cells[1:]] == [1, 2]
+    assert "<html" in (build / "html" / "07_ok.html").read_text()
+
+
+def test_failing_notebook_names_notebook_and_cell(build: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_notebook(tmp_path / "08_broken.ipynb", "x = 1", "\n# the broken cell\nraise ValueError('boom')",
+                          "never = True")
+    assert course.main(["run", "--profile", "quick", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "08_broken.ipynb" in err and "cell 2" in err and "# the broken cell" in err
+    assert "ValueError: boom" in err
+    executed = nbformat.read(build / "notebooks" / "08_broken.ipynb", as_version=4)
+    assert executed.cells[3].execution_count is None  # stopped at the failing cell
+
+
+def junit(tmp_path: Path, passed: int, failed: int = 0, name: str = "notebooks.00_x.ipynb") -> Path:
+    cases = [f'<testcase classname="{name}" name="Cell {i}" />' for i in range(passed)]
+    cases += [f'<testcase classname="{name}" name="Cell f{i}"><failure /></testcase>' for i in range(failed)]
+    path = tmp_path / "junit.xml"
+    path.write_text(f"<testsuites><testsuite>{''.join(cases)}</testsuite></testsuites>")
+    return path
+
+
+def test_check_nbval_requires_every_code_cell(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    notebook = str(write_notebook(tmp_path / "00_x.ipynb", "a = 1", "b = 2"))
+    assert course.main(["check-nbval", str(junit(tmp_path, 2)), notebook]) == 0
+    assert course.main(["check-nbval", str(junit(tmp_path, 1, failed=1)), notebook]) == 1
+    assert course.main(["check-nbval", str(junit(tmp_path, 0)), notebook]) == 1  # not collected
+    assert "00_x.ipynb: 0 of 2" in capsys.readouterr().err
+
+
+def test_table_prints_results(build: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from helpers import results
+
+    results.record("00_start_here", "setup_check_seconds", 0.5)
+    assert course.main(["table"]) == 0
+    assert "setup_check_seconds" in capsys.readouterr().out
+
+
+def run_prepare(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(PREPARE), *args], capture_output=True, text=True, timeout=120)
+
+
+def test_prepare_rejects_unknown_step_and_profile() -> None:
+    step = run_prepare("--profile", "quick", "--only", "nosuchstep")
+    assert step.returncode == 2 and "nosuchstep" in step.stderr and "valid steps" in step.stderr
+    profile = run_prepare("--profile", "huge")
+    assert profile.returncode == 2 and "quick" in profile.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_http(url: str, proc: subprocess.Popen[bytes], timeout: float) -> int:
+    """The HTTP status of ``url`` once the server answers (0 if it never did)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+        except OSError:
+            time.sleep(0.5)
+    return 0
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jupyterlab") is None, reason="jupyterlab is not installed")
+def test_jupyter_lab_serves_lab_page(tmp_path: Path) -> None:
+    port, token = free_port(), "course-test-token"
+    # a private config and runtime folder: no user settings, no leftover server files
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "config"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "run")}
+    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip", "127.0.0.1", f"--port={port}",
+           f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={config.REPO_ROOT / 'notebooks'}"]
+    if os.geteuid() == 0:
+        cmd.append("--allow-root")  # CI runs as root; jupyter refuses to start as root without it
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        status = wait_for_http(f"http://127.0.0.1:{port}/lab?token={token}", proc, timeout=25)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    assert status == 200
+    assert proc.returncode is not None

@@ -1,0 +1,92 @@
+"""helpers.runtime: device choice, threads, seeds, the description line."""
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import config, runtime
+
+no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+
+
+@pytest.fixture
+def restore_threads() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_default_device_is_best_available(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TL_DEVICE", raising=False)
+    device = runtime.get_device()
+    assert device.type == ("cuda" if torch.cuda.is_available() else device.type)
+    assert device.type in runtime.VALID_DEVICES
+
+
+def test_tl_device_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TL_DEVICE", " CPU ")
+    assert runtime.get_device() == torch.device("cpu")
+
+
+@pytest.mark.parametrize("name", ["tpu", "gpu", "cpux"])
+def test_bad_tl_device_lists_valid_devices(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    monkeypatch.setenv("TL_DEVICE", name)
+    with pytest.raises(config.ConfigError) as error:
+        runtime.get_device()
+    assert name in str(error.value) and "cpu" in str(error.value) and "cuda" in str(error.value)
+
+
+@no_cuda
+@pytest.mark.parametrize("name", ["cuda", "cuda:0"])
+def test_cuda_without_gpu_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    monkeypatch.setenv("TL_DEVICE", name)
+    with pytest.raises(config.ConfigError, match="no CUDA GPU"):
+        runtime.get_device()
+
+
+def test_argument_overrides_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TL_DEVICE", "tpu")
+    assert runtime.get_device("cpu").type == "cpu"
+
+
+@pytest.mark.parametrize("value", ["two", "1.5", "0", "-3"])
+def test_bad_tl_threads(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("TL_THREADS", value)
+    with pytest.raises(config.ConfigError, match="TL_THREADS"):
+        runtime.configure_threads()
+
+
+def test_tl_threads_applies(monkeypatch: pytest.MonkeyPatch, restore_threads: None) -> None:
+    monkeypatch.setenv("TL_THREADS", "1")
+    assert runtime.configure_threads() == 1 == torch.get_num_threads()
+    monkeypatch.delenv("TL_THREADS")
+    assert runtime.configure_threads() == 1  # unset: leaves the current setting alone
+
+
+def test_seed_everything_is_reproducible() -> None:
+    def draw() -> tuple[float, float, list[float], list[float]]:
+        gen = runtime.seed_everything(123)
+        return random.random(), float(np.random.rand()), torch.rand(3).tolist(), torch.rand(3, generator=gen).tolist()
+
+    assert draw() == draw()
+    first = draw()
+    runtime.seed_everything(124)
+    assert torch.rand(3).tolist() != first[2]
+
+
+def test_describe_names_versions_device_profile(monkeypatch: pytest.MonkeyPatch, restore_threads: None) -> None:
+    monkeypatch.setenv("TL_PROFILE", "quick")
+    monkeypatch.delenv("TL_THREADS", raising=False)
+    line = runtime.describe(torch.device("cpu"))
+    assert torch.__version__ in line and "device cpu" in line and "profile quick" in line
+    assert "\n" not in line
+
+
+def test_describe_reports_bad_profile(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TL_PROFILE", "nope")
+    with pytest.raises(config.ConfigError, match="quick"):
+        runtime.describe(torch.device("cpu"))
