@@ -1,0 +1,16 @@
+"""Models of the course and the surgery the lecture performs on them."""
+from helpers.models.image import ImageNet, conv_block, count_parameters, embedding_dim
+from helpers.models.speech import KeywordNet
+from helpers.models.surgery import (
+    freeze,
+    freeze_backbone,
+    parameter_groups,
+    replace_head,
+    trainable_parameters,
+    unfreeze,
+)
+
+__all__ = [
+    "ImageNet", "KeywordNet", "conv_block", "count_parameters", "embedding_dim", "freeze", "freeze_backbone",
+    "parameter_groups", "replace_head", "trainable_parameters", "unfreeze",
+]
