@@ -35,6 +35,9 @@ class Profile:
     speech_positives_b: int = 100  # wake-word training clips ("one hour" analogue)
     speech_stream_hours: float = 0.5  # hours of continuous negative stream for FA/h
     speech_epochs_a: int = 8  # passes over speech task A
+    speech_clips_a_test: int = 2_000  # task-A test clips (held-out voice variants)
+    speech_negatives_b: int = 1_500  # wake-word training negatives (1.5-s windows)
+    speech_test_b: int = 1_200  # wake-word test clips (held-out voices, 3-s contexts)
     # --- counter-example grid (notebook 05) ---
     grid_task_a_sizes: tuple[int, ...] = (100, 3_000, 30_000)  # N_A values
     grid_target_sizes: tuple[int, ...] = (100, 1_000, 2_000)  # N_B values
@@ -53,6 +56,9 @@ PROFILES: dict[str, Profile] = {
         speech_clips_a=30_000,
         speech_stream_hours=2.0,
         speech_epochs_a=10,
+        speech_clips_a_test=4_000,
+        speech_negatives_b=3_000,
+        speech_test_b=2_000,
         grid_task_a_sizes=(100, 1_000, 10_000, 60_000),
         grid_target_sizes=(50, 100, 1_000, 5_000),
     ),
@@ -69,6 +75,9 @@ PROFILES: dict[str, Profile] = {
         speech_clips_a=60_000,
         speech_stream_hours=5.0,
         speech_epochs_a=15,
+        speech_clips_a_test=6_000,
+        speech_negatives_b=6_000,
+        speech_test_b=4_000,
         grid_task_a_sizes=(100, 1_000, 10_000, 100_000),
         grid_target_sizes=(50, 100, 1_000, 10_000),
     ),

@@ -6,6 +6,7 @@ forward pass runs under bf16 autocast; on the CPU it does not (bf16 is ~6x slowe
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 from collections.abc import Iterable
@@ -29,9 +30,11 @@ class History:
     interrupted: bool = False
 
 
-def autocast(device: torch.device) -> torch.autocast:
-    """bf16 autocast on CUDA, a no-op elsewhere."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+def autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA, nothing elsewhere (bf16 is ~6x slower on this kind of CPU)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def to_device(X: Tensor, device: torch.device) -> Tensor:
@@ -52,7 +55,7 @@ def train_one_epoch(model: nn.Module, X: Tensor, y: Tensor, optimizer: torch.opt
                     generator: torch.Generator, label_smoothing: float = 0.0) -> float:
     """One pass over (X, y) in shuffled batches; returns the mean training loss."""
     model.train()
-    total, device = torch.zeros((), device=X.device), X.device
+    losses, device = [], X.device
     for index in batches(len(X), batch_size, generator, device):
         with autocast(device):
             loss = nn.functional.cross_entropy(model(X[index]), y[index], label_smoothing=label_smoothing)
@@ -60,8 +63,8 @@ def train_one_epoch(model: nn.Module, X: Tensor, y: Tensor, optimizer: torch.opt
         loss.backward()
         optimizer.step()
         scheduler.step()
-        total += loss.detach() * len(index)
-    return total.item() / len(X)
+        losses.append(loss.detach())  # no .item() here: it would wait for the GPU every step
+    return torch.stack(losses).mean().item()  # batch means (the last batch may be smaller)
 
 
 @torch.no_grad()
@@ -84,7 +87,9 @@ def accuracy(model: nn.Module, X: Tensor, y: Tensor) -> float:
 def make_optimizer(params: Iterable[nn.Parameter] | list[dict], lr: float, weight_decay: float,
                    total_steps: int) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     """AdamW with a one-cycle schedule (warm-up, then cosine decay) over ``total_steps``."""
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    # fused: one kernel for all parameters instead of a Python loop over them (much less overhead
+    # per step for small models); available for float parameters on CPU and CUDA
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
     peaks = [group["lr"] for group in optimizer.param_groups]
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peaks, total_steps=max(total_steps, 1),
                                                     pct_start=0.2, anneal_strategy="cos")

@@ -1,5 +1,5 @@
 """Models of the course and the surgery the lecture performs on them."""
-from helpers.models.image import ImageNet, conv_block, count_parameters, embedding_dim
+from helpers.models.image import ImageNet, conv_block, count_parameters
 from helpers.models.speech import KeywordNet
 from helpers.models.surgery import (
     freeze,

@@ -42,13 +42,6 @@ class ImageNet(nn.Module):
         return self.head(self.features(x))
 
 
-def embedding_dim(model: nn.Module) -> int:
-    """Width of the features fed to ``model.head`` (its input, whatever the head is now)."""
-    first = next(m for m in model.head.modules() if isinstance(m, nn.Linear)) \
-        if not isinstance(model.head, nn.Linear) else model.head
-    return first.in_features
-
-
 @torch.no_grad()
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     """Number of (trainable) parameters."""

@@ -1,0 +1,91 @@
+"""Benchmarks of the training engine: ``python -m helpers.bench [--json]``.
+
+Three ratios (higher is better), each "naive time / our time" on the same model, data, seed and
+number of epochs:
+
+* ``fit_vs_dataloader_features`` — a linear head on cached features: our ``fit`` (tensors on the
+  device, batches by slicing) against a ``DataLoader(TensorDataset)`` loop;
+* ``fit_vs_dataloader_conv`` — the same comparison for the image CNN;
+* ``feature_cache_speedup`` — training a head over a frozen backbone that is recomputed every
+  step, against computing the backbone's features once (``train.cached_features``).
+
+The last line printed is one JSON object with the three ratios.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from helpers import models, train
+from helpers.data import images
+from helpers.runtime import get_device
+
+
+def naive_fit(model: nn.Module, X: Tensor, y: Tensor, epochs: int, batch_size: int, seed: int) -> None:
+    """The textbook loop: a DataLoader over a TensorDataset, per-sample collation, same optimiser."""
+    torch.manual_seed(seed)
+    loader = DataLoader(TensorDataset(X, y), batch_size=batch_size, shuffle=True)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer, scheduler = train.make_optimizer(params, 2e-3, 5e-4, epochs * len(loader))
+    model.train()
+    for _ in range(epochs):
+        for xb, yb in loader:
+            loss = nn.functional.cross_entropy(model(xb), yb)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+
+
+def timed(function: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+def ratio(naive: Callable[[], object], ours: Callable[[], object]) -> float:
+    """naive seconds / our seconds, after one warm-up call of each (best of two)."""
+    naive(), ours()
+    return min(timed(naive) for _ in range(2)) / min(timed(ours) for _ in range(2))
+
+
+def bench(n_images: int = 3_000, epochs: int = 2, device: torch.device | None = None) -> dict[str, float]:
+    """Measure the three ratios on generated task-A images; returns them as a dict."""
+    device = device or get_device()
+    X_uint8, y = images.make_task_a(n_images, seed=0)
+    X = images.normalize(X_uint8)
+    backbone = models.ImageNet(len(images.TASK_A_CLASSES))
+    features = train.cached_features(backbone.features, X, device=device).cpu()
+    head = nn.Linear(features.shape[1], len(images.TASK_A_CLASSES))
+    fit = lambda m, A, e: train.fit(m, A, y, epochs=e, batch_size=64, device=device, progress=False)  # noqa: E731
+    frozen = models.ImageNet(len(images.TASK_A_CLASSES))
+    models.freeze(frozen.features)
+    return {
+        "fit_vs_dataloader_features": ratio(lambda: naive_fit(head, features, y, 20, 64, 0),
+                                            lambda: fit(head, features, 20)),
+        "fit_vs_dataloader_conv": ratio(lambda: naive_fit(models.ImageNet(len(images.TASK_A_CLASSES)), X, y, epochs, 64, 0),
+                                        lambda: fit(models.ImageNet(len(images.TASK_A_CLASSES)), X, epochs)),
+        "feature_cache_speedup": ratio(lambda: fit(frozen, X, 20),
+                                       lambda: fit(frozen.head, train.cached_features(frozen.features, X), 20)),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Benchmark the training engine.")
+    parser.add_argument("--json", action="store_true", help="end with one JSON line (always printed last)")
+    parser.add_argument("--images", type=int, default=3_000, help="task-A images to train on")
+    args = parser.parse_args(argv)
+    results = bench(args.images)
+    for name, value in results.items():
+        print(f"{name:32s} {value:6.2f}x")
+    print(json.dumps({k: round(v, 3) for k, v in results.items()}))
+
+
+if __name__ == "__main__":
+    main()

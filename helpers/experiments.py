@@ -1,0 +1,287 @@
+"""The image experiments of the course, each load-or-build and keyed by its config.
+
+* ``task_a_data`` / ``task_b_data`` — the generated data sets (cached under data/).
+* ``pretrained_backbone`` — the image recognizer trained on task A (cached under artifacts/).
+* ``fine_tune`` — one transfer run: a strategy, a target size N_B and a seed.
+* ``sweep`` — strategies x target sizes x seeds (notebook 03); ``reversed_sizes`` (notebook 05).
+
+Every strategy, scratch included, uses the same recipe (RECIPE): only the initialisation and
+which parameters train differ. Run ``python -m helpers.experiments images --profile quick``.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from helpers import models, train
+from helpers.config import Profile, artifacts_dir, get_profile
+from helpers.data import cache, images
+from helpers.results import atomic_write_text
+from helpers.runtime import get_device
+
+STRATEGIES = ("scratch", "last layer", "last block", "all layers")
+EXPERIMENT_VERSION = 1  # bump when the recipe or the code of an experiment changes
+
+# One recipe for every strategy: the comparison is about initialisation, not tuning.
+RECIPE = {
+    "lr": 2e-3,  # peak learning rate of the one-cycle schedule (AdamW)
+    "weight_decay": 5e-4,
+    "batch_size": 32,  # examples per step
+    "min_samples": 4_000,  # examples shown in total, at least (small N_B: many epochs) ...
+    "max_samples": 20_000,  # ... and at most (large N_B: fewer epochs)
+    "samples_per_example": 40,  # otherwise 40 epochs
+}
+PRETRAIN = {"lr": 2e-3, "weight_decay": 5e-4, "batch_size": 128}
+
+
+def task_a_data(profile: Profile, n_train: int | None = None, seed: int = 1) -> dict[str, Tensor]:
+    """Task A images (uint8) and labels: ``n_train`` training images and a fixed test set."""
+    n_train = n_train or profile.n_task_a
+    config = {"version": images.GENERATOR_VERSION, "task": "A", "n": n_train, "seed": seed,
+              "n_test": profile.n_task_a_test, "size": profile.image_size}
+
+    def build() -> dict[str, Tensor]:
+        X, y = images.make_task_a(n_train, seed, profile.image_size)
+        X_test, y_test = images.make_task_a(profile.n_task_a_test, 10_000 + seed, profile.image_size)
+        return {"X": X, "y": y, "X_test": X_test, "y_test": y_test}
+
+    return cache.load_or_build("task_a", config, build)
+
+
+def task_b_data(profile: Profile, seed: int = 2) -> dict[str, Tensor]:
+    """Task B (simulated radiographs): a training pool to draw N_B from and a fixed test set."""
+    config = {"version": images.GENERATOR_VERSION, "task": "B", "n": profile.n_task_b_pool,
+              "seed": seed, "n_test": profile.n_task_b_test, "size": profile.image_size}
+
+    def build() -> dict[str, Tensor]:
+        X, y = images.make_task_b(profile.n_task_b_pool, seed, profile.image_size)
+        X_test, y_test = images.make_task_b(profile.n_task_b_test, 10_000 + seed, profile.image_size)
+        return {"X": X, "y": y, "X_test": X_test, "y_test": y_test}
+
+    return cache.load_or_build("task_b", config, build)
+
+
+def stratified_subset(y: Tensor, n: int, seed: int) -> Tensor:
+    """Indices of ``n`` examples with (as nearly as possible) equal counts per class."""
+    gen = torch.Generator().manual_seed(seed)
+    classes = int(y.max()) + 1
+    per_class = [torch.nonzero(y == c)[:, 0] for c in range(classes)]
+    shuffled = [idx[torch.randperm(len(idx), generator=gen)] for idx in per_class]
+    # interleave classes, then take the first n: balanced up to one example
+    order = torch.stack([s[: min(map(len, shuffled))] for s in shuffled], 1).flatten()
+    if n > len(order):
+        raise ValueError(f"asked for {n} examples but the pool holds {len(order)} balanced ones")
+    return order[:n]
+
+
+def _scramble(X: Tensor, y: Tensor, variant: str, seed: int) -> tuple[Tensor, Tensor]:
+    """Task-A variants for condition 3: keep the images but break what they can teach."""
+    gen = torch.Generator().manual_seed(seed)
+    if variant == "random labels":  # same images, labels that mean nothing
+        return X, y[torch.randperm(len(y), generator=gen)]
+    if variant == "shuffled pixels":  # same pixel values and labels, no spatial structure
+        return X.flatten(1)[:, torch.randperm(X[0].numel(), generator=gen)].view_as(X), y
+    if variant != "standard":
+        raise ValueError(f"unknown task-A variant {variant!r}: use standard, random labels or shuffled pixels")
+    return X, y
+
+
+def pretrained_backbone(profile: Profile, n_task_a: int | None = None, seed: int = 0,
+                        variant: str = "standard", device: torch.device | None = None) -> tuple[nn.Module, dict]:
+    """The image recognizer trained on task A: load it from artifacts/, or train and save it.
+
+    Returns the model (on the CPU) and an info dict: test accuracy on task A, per-epoch
+    history, training seconds, the number of task-A images and epochs.
+    """
+    n_task_a = n_task_a or profile.n_task_a
+    epochs = profile.pretrain_epochs if n_task_a >= 10_000 else max(profile.pretrain_epochs, 40_000 // n_task_a)
+    config = {"version": EXPERIMENT_VERSION, "data": images.GENERATOR_VERSION, "n": n_task_a, "seed": seed,
+              "variant": variant, "epochs": epochs, "width": profile.width, **PRETRAIN,
+              "size": profile.image_size, "n_test": profile.n_task_a_test}
+
+    def build() -> dict:
+        data = task_a_data(profile, n_task_a)
+        X, y = _scramble(images.normalize(data["X"]), data["y"], variant, seed)
+        model = models.ImageNet(len(images.TASK_A_CLASSES), width=profile.width)
+        torch.manual_seed(seed)
+        history = train.fit(model, X, y, epochs=epochs, seed=seed, device=device, **PRETRAIN)
+        X_test = images.normalize(data["X_test"])
+        return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+                "test_accuracy": train.accuracy(model, train.to_device(X_test, next(model.parameters()).device),
+                                                data["y_test"].to(next(model.parameters()).device)),
+                "train_loss": history.train_loss, "seconds": history.seconds, "n_task_a": n_task_a,
+                "epochs": epochs}
+
+    payload = cache.load_or_build("pretrained_images", config, build, root=artifacts_dir())
+    model = models.ImageNet(len(images.TASK_A_CLASSES), width=profile.width)
+    model.load_state_dict(payload["state_dict"])
+    info = {k: v for k, v in payload.items() if k != "state_dict"}
+    return model, info
+
+
+def epochs_for(n_examples: int, recipe: dict = RECIPE) -> int:
+    """Epochs so that a run sees samples_per_example x N examples, clipped to [min, max] samples."""
+    samples = min(max(n_examples * recipe["samples_per_example"], recipe["min_samples"]), recipe["max_samples"])
+    return max(1, -(-samples // n_examples))
+
+
+def split_for_strategy(model: nn.Module, strategy: str) -> tuple[nn.Module, nn.Module]:
+    """(frozen part, trained part) of a model whose head was already replaced.
+
+    The frozen part runs once over the data (cached features); the trained part is what the
+    optimiser sees. For "scratch" and "all layers" nothing is frozen.
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
+    trained_blocks = {"last layer": 0, "last block": 1}.get(strategy)
+    if trained_blocks is None:
+        return nn.Identity(), model
+    models.freeze_backbone(model, train_last_blocks=trained_blocks)
+    cut = len(model.blocks) - trained_blocks
+    return model.features[:cut], nn.Sequential(model.features[cut:], model.head)
+
+
+def new_target_model(strategy: str, pretrained: nn.Module | None, num_classes: int, width: int,
+                     seed: int) -> nn.Module:
+    """The model a strategy starts from: random for scratch, else a copy of the pre-trained net
+    whose last layer (W[L], b[L]) is deleted and replaced by a new random one."""
+    torch.manual_seed(seed)
+    if strategy == "scratch" or pretrained is None:
+        return models.ImageNet(num_classes, width=width)
+    model = copy.deepcopy(pretrained)
+    return models.replace_head(model, num_classes)
+
+
+@dataclass
+class RunResult:
+    """One fine-tuning run: what was trained, on how much data, and how well it did."""
+
+    strategy: str
+    n_b: int
+    seed: int
+    accuracy: float  # fraction of task B's test set, 0-1
+    seconds: float  # wall time of training (feature caching included)
+    trainable_params: int
+
+
+def fine_tune(strategy: str, pretrained: nn.Module | None, X: Tensor, y: Tensor, X_test: Tensor,
+              y_test: Tensor, seed: int, width: int = 32, device: torch.device | None = None,
+              recipe: dict = RECIPE) -> RunResult:
+    """Train one strategy on (X, y) (normalised images) and measure it on (X_test, y_test)."""
+    device = device or get_device()
+    start = time.perf_counter()
+    model = new_target_model(strategy, pretrained, int(y.max()) + 1, width, seed)
+    frozen, trained = split_for_strategy(model, strategy)
+    features = train.cached_features(frozen, X, device=device)
+    train.fit(trained, features, y, epochs=epochs_for(len(X), recipe), lr=recipe["lr"],
+              batch_size=recipe["batch_size"], weight_decay=recipe["weight_decay"], seed=seed,
+              device=device, progress=False)
+    accuracy = train.accuracy(model, train.to_device(X_test, device), y_test.to(device))
+    return RunResult(strategy, len(X), seed, accuracy, time.perf_counter() - start,
+                     models.count_parameters(trained, trainable_only=True))
+
+
+def _task_b_tensors(profile: Profile) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    data = task_b_data(profile)
+    return images.normalize(data["X"]), data["y"], images.normalize(data["X_test"]), data["y_test"]
+
+
+def run_grid(profile: Profile, pretrained: nn.Module | None, strategies: tuple[str, ...],
+             target_sizes: tuple[int, ...], seeds: tuple[int, ...], device: torch.device | None = None) -> list[dict]:
+    """Every (seed, N_B, strategy) combination; one dict per run (see RunResult)."""
+    X_pool, y_pool, X_test, y_test = _task_b_tensors(profile)
+    rows = []
+    combos = [(seed, n_b, strategy) for seed in seeds for n_b in target_sizes for strategy in strategies]
+    for seed, n_b, strategy in tqdm(combos, desc="runs", leave=False):
+        index = stratified_subset(y_pool, n_b, seed)
+        result = fine_tune(strategy, pretrained, X_pool[index], y_pool[index], X_test, y_test, seed,
+                           width=profile.width, device=device)
+        rows.append(asdict(result))
+    return rows
+
+
+def _sweep_config(profile: Profile, **extra: object) -> dict:
+    return {"version": EXPERIMENT_VERSION, "data": images.GENERATOR_VERSION, "recipe": RECIPE,
+            "pretrain": PRETRAIN, "n_task_a": profile.n_task_a, "epochs_a": profile.pretrain_epochs,
+            "pool": profile.n_task_b_pool, "n_test": profile.n_task_b_test, "width": profile.width,
+            "size": profile.image_size, **extra}
+
+
+def sweep(profile: Profile, device: torch.device | None = None) -> list[dict]:
+    """Strategies x target sizes x seeds on task B (notebook 03), cached under artifacts/."""
+    config = _sweep_config(profile, kind="sweep", strategies=STRATEGIES, sizes=profile.target_sizes,
+                           seeds=profile.seeds)
+
+    def build() -> dict:
+        pretrained, _ = pretrained_backbone(profile, device=device)
+        return {"rows": run_grid(profile, pretrained, STRATEGIES, profile.target_sizes, profile.seeds, device)}
+
+    return cache.load_or_build("sweep", config, build, root=artifacts_dir())["rows"]
+
+
+def reversed_sizes(profile: Profile, n_task_a: int = 100, n_b: int = 1_000,
+                   device: torch.device | None = None) -> list[dict]:
+    """The counter-example: pre-train on only ``n_task_a`` images, fine-tune on ``n_b`` X-rays."""
+    config = _sweep_config(profile, kind="reversed", n_a=n_task_a, n_b=n_b, seeds=profile.seeds)
+
+    def build() -> dict:
+        pretrained, _ = pretrained_backbone(profile, n_task_a=n_task_a, device=device)
+        return {"rows": run_grid(profile, pretrained, ("scratch", "all layers"), (n_b,), profile.seeds, device)}
+
+    return cache.load_or_build("reversed", config, build, root=artifacts_dir())["rows"]
+
+
+def accuracies(rows: list[dict], strategy: str, n_b: int) -> Tensor:
+    """Test accuracies (0-1) of one strategy at one N_B, ordered by seed."""
+    picked = sorted((r["seed"], r["accuracy"]) for r in rows if r["strategy"] == strategy and r["n_b"] == n_b)
+    return torch.tensor([accuracy for _, accuracy in picked])
+
+
+def transfer_gain(rows: list[dict], n_b: int, strategy: str = "all layers") -> Tensor:
+    """Per-seed gain of ``strategy`` over scratch at ``n_b``, in percentage points."""
+    return (accuracies(rows, strategy, n_b) - accuracies(rows, "scratch", n_b)) * 100
+
+
+def figures(rows: list[dict], sizes: tuple[int, ...]) -> dict[str, float]:
+    """The headline numbers of a sweep: gains per N_B (mean and worst seed), accuracies."""
+    out: dict[str, float] = {}
+    for n_b in sizes:
+        gain = transfer_gain(rows, n_b)
+        out[f"gain_full_vs_scratch_nb{n_b}"] = gain.mean().item()
+        out[f"gain_full_vs_scratch_nb{n_b}_min_seed"] = gain.min().item()
+        out[f"last_block_minus_scratch_nb{n_b}"] = transfer_gain(rows, n_b, "last block").mean().item()
+        for strategy in STRATEGIES:
+            out[f"accuracy_{strategy.replace(' ', '_')}_nb{n_b}"] = accuracies(rows, strategy, n_b).mean().item()
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m helpers.experiments images --profile quick --json PATH``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=["images"], help="which experiments to run")
+    parser.add_argument("--profile", default=None, help="quick, standard or full (default: $TL_PROFILE)")
+    parser.add_argument("--json", type=Path, default=None, help="write the figures to this file")
+    args = parser.parse_args(argv)
+    profile = get_profile(args.profile)
+    _, info = pretrained_backbone(profile)
+    rows, reversed_rows = sweep(profile), reversed_sizes(profile)
+    report = {"profile": profile.name, "source_test_accuracy": info["test_accuracy"],
+              "pretrain_seconds": info["seconds"], **figures(rows, profile.target_sizes),
+              "image_gain_reversed": transfer_gain(reversed_rows, 1_000).mean().item(),
+              "image_gain_reversed_per_seed": transfer_gain(reversed_rows, 1_000).tolist(), "runs": rows}
+    text = json.dumps(report, indent=1)
+    if args.json:
+        atomic_write_text(args.json, text + "\n")
+    print(json.dumps({k: v for k, v in report.items() if k != "runs"}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

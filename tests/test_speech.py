@@ -1,0 +1,200 @@
+"""Speech data: eSpeak synthesis, augmentation, features, voice split and the cached sets."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from helpers.config import get_profile, replace_profile
+from helpers.data import espeak, speech
+
+SR = espeak.SAMPLE_RATE
+
+
+# ----------------------------------------------------------------------------- synthesis
+def test_synthesis_is_not_silent() -> None:
+    audio = espeak.synthesize("hello world", "en-us", "f3")
+    assert audio.dtype == np.float32 and audio.ndim == 1
+    assert len(audio) > 0.3 * SR
+    assert 0.05 < np.abs(audio).max() <= 1.0
+    assert np.sqrt(np.mean(audio**2)) > 0.01
+
+
+def test_duration_follows_the_rate() -> None:
+    slow = speech.trim_silence(espeak.synthesize("yesterday", rate=110))
+    fast = speech.trim_silence(espeak.synthesize("yesterday", rate=220))
+    assert 0.2 * SR < len(fast) < len(slow) < 1.2 * SR
+    assert len(slow) / len(fast) > 1.5  # half the rate, roughly twice as long
+
+
+def test_rate_and_pitch_outside_espeak_limits_are_errors() -> None:
+    with pytest.raises(espeak.EspeakError, match="words per minute"):
+        espeak.synthesize("hi", rate=40)
+    with pytest.raises(espeak.EspeakError, match="pitch"):
+        espeak.synthesize("hi", pitch=120)
+
+
+def test_voices_and_variants_are_listed_and_checked() -> None:
+    voices, variants = espeak.list_voices(), espeak.list_variants()
+    assert "en-us" in voices and len(voices) >= 8
+    assert {"f3", "m1", "klatt"} <= set(variants) and len(variants) >= 90
+    with pytest.raises(espeak.EspeakError, match="no voice"):
+        espeak.synthesize("hi", voice="xx-nowhere")
+    with pytest.raises(espeak.EspeakError, match="variant"):
+        espeak.synthesize("hi", variant="no-such-variant")
+
+
+def test_missing_data_or_library_is_a_clear_error(tmp_path: Path) -> None:
+    library, data = espeak._default_paths()
+    with pytest.raises(espeak.EspeakError, match="voice data not found"):
+        espeak.Engine(library, tmp_path)  # refused before the C library could exit()
+    with pytest.raises(espeak.EspeakError, match="library not found"):
+        espeak.check_paths(tmp_path / "libespeak-ng.so", data)
+
+
+def test_pool_in_process_keeps_the_order() -> None:
+    jobs = [espeak.Utterance("one"), espeak.Utterance("seventeen thousand")]
+    with espeak.SynthesisPool(workers=1) as pool:
+        short, long = pool.map(jobs)
+    assert short.dtype == np.int16 and len(long) > 2 * len(short)
+
+
+# ----------------------------------------------------------------------------- augmentation
+def _snr_db(clean: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
+    clean, noisy = clean.double(), noisy.double()
+    return 10 * torch.log10(clean.square().mean(-1) / (noisy - clean).square().mean(-1))
+
+
+@pytest.mark.parametrize("snr_db", [-5.0, 0.0, 12.5, 30.0])
+def test_add_noise_gives_exactly_the_snr(snr_db: float) -> None:
+    generator = torch.Generator().manual_seed(0)
+    clean = torch.randn(3, 16_000, generator=generator) * torch.tensor([[0.01], [0.1], [0.5]])
+    noise = speech.coloured_noise(48_000, 1.0, generator).reshape(3, 16_000)
+    assert torch.allclose(_snr_db(clean, speech.add_noise(clean, noise, snr_db)),
+                          torch.full((3,), snr_db, dtype=torch.float64), atol=1e-3)
+
+
+def test_add_noise_takes_one_snr_per_row() -> None:
+    clean, noise = torch.randn(2, 8_000), torch.randn(2, 8_000)
+    snr = torch.tensor([3.0, 20.0])
+    assert torch.allclose(_snr_db(clean, speech.add_noise(clean, noise, snr)), snr.double(), atol=1e-3)
+
+
+def test_reverb_keeps_length_and_level() -> None:
+    generator = torch.Generator().manual_seed(1)
+    dry = torch.randn(4, 16_000, generator=generator)
+    rooms = speech.room_impulses(np.array([0.2, 0.5]), generator)
+    wet = speech.reverb(dry, rooms, torch.tensor([0, 1, 1, 0]))
+    assert wet.shape == dry.shape
+    assert torch.allclose(speech.power(wet), speech.power(dry), rtol=1e-4)
+    assert not torch.allclose(wet, dry)
+
+
+def test_trim_and_place() -> None:
+    audio = np.r_[np.zeros(100), np.ones(50), np.zeros(30)].astype(np.float32)
+    assert len(speech.trim_silence(audio)) == 50
+    rng = np.random.default_rng(0)
+    windows, offsets = speech.place([torch.ones(50)] * 20, 80, rng)
+    assert windows.shape == (20, 80) and 0 <= offsets.min() and offsets.max() <= 30
+    assert torch.all(windows.sum(-1) == 50)  # every clip fully inside its window
+    cropped, _ = speech.place([torch.ones(200)] * 5, 80, rng, allow_crop=True)
+    assert torch.all(cropped.sum(-1) == 80)
+
+
+def test_every_noise_kind_is_made() -> None:
+    rng, generator = np.random.default_rng(0), torch.Generator().manual_seed(0)
+    donors = torch.randn(3, 4_000)
+    noise = speech.make_noise(list(speech.NOISE_KINDS), 4_000, donors, rng, generator)
+    assert noise.shape == (len(speech.NOISE_KINDS), 4_000)
+    assert torch.all(speech.power(noise) > 0)
+
+
+# ----------------------------------------------------------------------------- features
+def test_logmel_shape_and_frames() -> None:
+    feats = speech.logmel(torch.randn(3, 16_000) * 0.1)
+    assert feats.shape == (3, 1, speech.N_MELS, speech.frames_for(1.0)) == (3, 1, 40, 98)
+    assert speech.frames_for(1.5) == 148 and speech.frames_for(3.0) == 298
+    assert torch.isfinite(feats).all()
+
+
+def test_stream_features_equal_clip_features() -> None:
+    audio = torch.randn(3 * 16_000) * 0.1
+    stream = speech.logmel_stream(audio, chunk_frames=70).float()  # several chunks
+    assert stream.shape == (40, speech.n_frames(len(audio)))
+    start = 50 * speech.HOP  # a 1-s window starting at frame 50 of the stream
+    clip = speech.logmel(audio[None, start:start + 16_000])[0, 0]
+    assert torch.allclose(stream[:, 50:50 + 98], clip, atol=0.05)  # float16 storage
+
+
+def test_render_gives_windows_and_onsets() -> None:
+    rng = np.random.default_rng(0)
+    raw = [espeak.synthesize_int16(espeak.Utterance("seven")), None]
+    audio, onsets = speech.render(raw, 1.5, rng)
+    assert audio.shape == (2, 24_000) and audio.abs().max() <= 1.0
+    assert 0 <= onsets[0] < 1.5 and torch.all(speech.power(audio) > 0)
+
+
+# ----------------------------------------------------------------------------- split, vocabulary
+def test_split_by_voice_variant_has_no_overlap_and_is_deterministic() -> None:
+    split = speech.voice_split()
+    assert len(split.test_variants) == speech.N_TEST_VARIANTS
+    assert not set(split.train_variants) & set(split.test_variants)
+    assert speech.voice_split() == split and speech.voice_split(seed=1) != split
+    train, test = set(split.speakers("train")), set(split.speakers("test"))
+    assert not train & test and len(test) == len(split.voices) * speech.N_TEST_VARIANTS
+
+
+def test_vocabulary_and_confusables() -> None:
+    words = speech.vocabulary(get_profile("quick").speech_words_a)
+    assert len(words) >= 100 and len(set(speech.WORDS_A)) == len(speech.WORDS_A)
+    wake_tokens = set(speech.WAKE_PHRASE.split())
+    assert not wake_tokens & set(speech.WORDS_A) and not wake_tokens & set(speech.OOV_WORDS)
+    assert not set(speech.CONFUSABLES_TEST) & set(speech.CONFUSABLES_TRAIN)
+    assert speech.WAKE_PHRASE not in (*speech.CONFUSABLES_TRAIN, *speech.CONFUSABLES_TEST)
+
+
+# ----------------------------------------------------------------------------- cached sets
+@pytest.fixture
+def tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("TL_DATA_DIR", str(tmp_path))
+    return replace_profile(get_profile("quick"), speech_words_a=10, speech_clips_a=40,
+                           speech_clips_a_test=20, speech_positives_b=8, speech_negatives_b=24,
+                           speech_test_b=16, speech_stream_hours=1 / 60)
+
+
+def test_task_a_is_built_once_then_loaded_identically(tiny, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = speech.speech_task_a(tiny, workers=1)
+    assert first["X_train"].shape == (40, 1, 40, 98) and first["X_test"].shape == (20, 1, 40, 98)
+    assert first["y_train"].bincount().tolist() == [4] * 10 and len(first["words"]) == 10
+    monkeypatch.setattr(espeak, "synthesize_int16", None)  # a second build would fail
+    second = speech.speech_task_a(tiny, workers=1)
+    assert torch.equal(first["X_train"], second["X_train"])
+    assert torch.equal(first["y_test"], second["y_test"])
+
+
+def test_wake_word_task_shapes_and_kinds(tiny) -> None:
+    data = speech.wake_word_task(tiny, workers=1)
+    assert data["X_train"].shape == (32, 1, 40, 148) and int(data["y_train"].sum()) == 8
+    assert data["X_test"].shape == (16, 1, 40, 298) and data["window_frames"] == 148
+    kinds = set(data["kind_train"])
+    assert "confusable_test" not in kinds and {"positive", "same_voice", "noise"} <= kinds
+    assert "confusable_test" in set(data["kind_test"])
+    assert [k == "positive" for k in data["kind_test"]] == data["y_test"].bool().tolist()
+
+
+def test_negative_stream_and_demo(tiny) -> None:
+    stream = speech.negative_stream(tiny, workers=1)
+    assert stream["features"].shape == (40, speech.n_frames(60 * 16_000))
+    assert stream["hours"] == pytest.approx(1 / 60)
+    demo = speech.demo_stream(seconds=12, n_wake=1)
+    assert demo["audio"].shape == (12 * 16_000,) and len(demo["onsets_s"]) <= 1
+    assert demo["features"].shape[0] == 40
+
+
+def test_wav_round_trip(tmp_path: Path) -> None:
+    audio = torch.sin(torch.linspace(0, 100, 8_000)) * 0.5
+    path = speech.save_wav(tmp_path / "sine.wav", audio)
+    back, rate = speech.load_wav(path)
+    assert rate == speech.SAMPLE_RATE and np.allclose(back, audio.numpy(), atol=1e-4)
