@@ -19,7 +19,10 @@ from helpers import config, runtime
 
 # (step name, "module:function") in the order they run. Add one entry per data set, e.g.
 # ("images", "helpers.data.images:prepare"); each function takes a helpers.config.Profile.
-STEPS: list[tuple[str, str]] = []
+STEPS: list[tuple[str, str]] = [
+    ("images", "helpers.experiments:prepare"),  # tasks A and B, and the pre-trained image recognizer
+    ("speech", "helpers.data.speech:prepare"),  # synthesised speech: recognizer data, wake-word sets, streams
+]
 
 
 def load_step(target: str) -> Callable[[config.Profile], object]:

@@ -64,13 +64,14 @@ def bench(n_images: int = 3_000, epochs: int = 2, device: torch.device | None = 
     features = train.cached_features(backbone.features, X, device=device).cpu()
     head = nn.Linear(features.shape[1], len(images.TASK_A_CLASSES))
     fit = lambda m, A, e: train.fit(m, A, y, epochs=e, batch_size=64, device=device, progress=False)  # noqa: E731
-    frozen = models.ImageNet(len(images.TASK_A_CLASSES))
+    new_net = lambda: models.ImageNet(len(images.TASK_A_CLASSES))  # noqa: E731
+    frozen = new_net()
     models.freeze(frozen.features)
     return {
         "fit_vs_dataloader_features": ratio(lambda: naive_fit(head, features, y, 20, 64, 0),
                                             lambda: fit(head, features, 20)),
-        "fit_vs_dataloader_conv": ratio(lambda: naive_fit(models.ImageNet(len(images.TASK_A_CLASSES)), X, y, epochs, 64, 0),
-                                        lambda: fit(models.ImageNet(len(images.TASK_A_CLASSES)), X, epochs)),
+        "fit_vs_dataloader_conv": ratio(lambda: naive_fit(new_net(), X, y, epochs, 64, 0),
+                                        lambda: fit(new_net(), X, epochs)),
         "feature_cache_speedup": ratio(lambda: fit(frozen, X, 20),
                                        lambda: fit(frozen.head, train.cached_features(frozen.features, X), 20)),
     }

@@ -263,6 +263,17 @@ def figures(rows: list[dict], sizes: tuple[int, ...]) -> dict[str, float]:
     return out
 
 
+def prepare(profile: Profile) -> None:
+    """Build (or load) what the image notebooks share: both data sets and the pre-trained net.
+
+    Called by ``data_scripts/prepare.py`` so that notebooks run in parallel do not all train it.
+    """
+    task_b_data(profile)
+    _, info = pretrained_backbone(profile)
+    print(f"images: pre-trained on {info['n_task_a']} task-A images, "
+          f"{info['test_accuracy']:.1%} on task A's test set ({info['seconds']:.0f} s of training)")
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m helpers.experiments images --profile quick --json PATH``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -285,3 +296,40 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def batchnorm_state(model: nn.Module) -> dict[str, Tensor]:
+    """Copies of every BatchNorm running mean and variance, by name."""
+    return {name: buf.detach().clone() for name, buf in model.named_buffers() if "running_" in name}
+
+
+def batchnorm_drift(before: dict[str, Tensor], model: nn.Module) -> float:
+    """Largest absolute change of any BatchNorm running statistic since ``before``."""
+    after = batchnorm_state(model)
+    return max((after[name] - value).abs().max().item() for name, value in before.items())
+
+
+def frozen_in_train_mode(profile: Profile, properly: bool, n_b: int = 100, seed: int = 0,
+                         device: torch.device | None = None) -> dict[str, float]:
+    """Train only a new head while the backbone runs in train mode every step.
+
+    ``properly=False`` freezes the naive way (requires_grad=False only): BatchNorm layers keep
+    updating their running statistics from task-B batches. ``properly=True`` uses
+    ``models.freeze``. Returns the BatchNorm drift and the test accuracy on task B.
+    """
+    device = device or get_device()
+    pretrained, _ = pretrained_backbone(profile, device=device)
+    model = new_target_model("all layers", pretrained, len(images.TASK_B_CLASSES), profile.width, seed)
+    if properly:
+        models.freeze(model.features)
+    else:
+        model.features.requires_grad_(False)
+    X_pool, y_pool, X_test, y_test = _task_b_tensors(profile)
+    index = stratified_subset(y_pool, n_b, seed)
+    before = batchnorm_state(model)
+    train.fit(model, X_pool[index], y_pool[index], epochs=epochs_for(n_b), lr=RECIPE["lr"],
+              batch_size=RECIPE["batch_size"], weight_decay=RECIPE["weight_decay"], seed=seed,
+              device=device, progress=False)
+    accuracy = train.accuracy(model, train.to_device(X_test, device), y_test.to(device))
+    return {"batchnorm_drift": batchnorm_drift({k: v.to(device) for k, v in before.items()}, model),
+            "accuracy": accuracy}

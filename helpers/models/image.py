@@ -46,3 +46,19 @@ class ImageNet(nn.Module):
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     """Number of (trainable) parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+@torch.no_grad()
+def filter_structure(weights: Tensor) -> float:
+    """How spatially organised conv filters [out, in, k, k] are, from -1 to 1.
+
+    The correlation between horizontally and vertically neighbouring weights (each filter's
+    mean removed). Edge, bar and blob detectors change smoothly across the kernel (positive);
+    random initial weights score about 0.
+    """
+    w = weights.float().flatten(0, 1)
+    w = w - w.mean(dim=(1, 2), keepdim=True)
+    pairs = [(w[:, :, :-1], w[:, :, 1:]), (w[:, :-1, :], w[:, 1:, :])]
+    a = torch.cat([p.flatten() for p, _ in pairs])
+    b = torch.cat([q.flatten() for _, q in pairs])
+    return torch.corrcoef(torch.stack([a, b]))[0, 1].item()

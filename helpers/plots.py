@@ -1,0 +1,135 @@
+"""Figures of the course. Each function draws one kind of plot and returns its Figure."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import torch
+from matplotlib.figure import Figure
+from torch import Tensor
+
+
+def image_grid(X: Tensor, y: Tensor, class_names: Sequence[str], per_class: int = 6,
+               max_classes: int | None = None) -> Figure:
+    """A grid with one column per class and ``per_class`` examples in each."""
+    classes = list(range(len(class_names)))[:max_classes]
+    fig, axes = plt.subplots(per_class, len(classes), figsize=(0.9 * len(classes) + 0.5, 0.9 * per_class + 0.6),
+                             squeeze=False)
+    for col, label in enumerate(classes):
+        picks = torch.nonzero(y == label)[:per_class, 0]
+        for row in range(per_class):
+            ax = axes[row][col]
+            ax.axis("off")
+            if row < len(picks):
+                ax.imshow(X[picks[row], 0].float(), cmap="gray")
+        axes[0][col].set_title(class_names[label], fontsize=7, rotation=45 if len(classes) > 8 else 0)
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(train_loss: Sequence[float], title: str = "training loss") -> Figure:
+    """Training loss per epoch."""
+    fig, ax = plt.subplots(figsize=(4.5, 3))
+    ax.plot(range(1, len(train_loss) + 1), train_loss, marker="o")
+    ax.set(xlabel="epoch", ylabel="cross-entropy", title=title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def filters(weights: Tensor, title: str, ax: plt.Axes | None = None) -> Figure:
+    """First-layer conv filters [out, 1, k, k] as a row-major grid of small images."""
+    weights = weights.detach().cpu()[:, 0]
+    cols = 8
+    rows = -(-len(weights) // cols)
+    canvas = torch.full((rows * 4, cols * 4), float("nan"))
+    for i, w in enumerate(weights):
+        w = (w - w.mean()) / (w.abs().max() + 1e-8)
+        r, c = divmod(i, cols)
+        canvas[r * 4:r * 4 + 3, c * 4:c * 4 + 3] = w
+    fig = ax.figure if ax is not None else plt.figure(figsize=(3.2, 0.4 * rows + 0.6))
+    ax = ax or fig.add_subplot()
+    ax.imshow(canvas, cmap="RdBu_r", vmin=-1, vmax=1)
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+    return fig
+
+
+def feature_maps(image: Tensor, maps: Tensor, title: str, count: int = 8) -> Figure:
+    """An input image beside the ``count`` most active feature maps [C, H, W] it produces."""
+    strongest = maps.flatten(1).abs().mean(1).argsort(descending=True)[:count]
+    fig, axes = plt.subplots(1, count + 1, figsize=(1.3 * (count + 1), 1.6))
+    axes[0].imshow(image[0], cmap="gray")
+    axes[0].set_title("input", fontsize=8)
+    for ax, channel in zip(axes[1:], strongest.tolist()):
+        ax.imshow(maps[channel], cmap="magma")
+        ax.set_title(f"map {channel}", fontsize=8)
+    for ax in axes:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _mean_std(values: Tensor) -> tuple[float, float]:
+    return values.mean().item(), (values.std().item() if len(values) > 1 else 0.0)
+
+
+def accuracy_vs_size(table: dict[str, dict[int, Tensor]], ax: plt.Axes | None = None) -> Figure:
+    """Accuracy (mean ± std over seeds, as a band) against N_B, one line per strategy."""
+    fig = ax.figure if ax is not None else plt.figure(figsize=(5.5, 3.6))
+    ax = ax or fig.add_subplot()
+    for strategy, by_size in table.items():
+        sizes = sorted(by_size)
+        stats = [_mean_std(by_size[n] * 100) for n in sizes]
+        means = [m for m, _ in stats]
+        ax.plot(sizes, means, marker="o", label=strategy)
+        ax.fill_between(sizes, [m - s for m, s in stats], [m + s for m, s in stats], alpha=0.2)
+    ax.set(xscale="log", xlabel="task-B training examples N_B", ylabel="test accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def gain_vs_size(gains: dict[int, Tensor], ax: plt.Axes | None = None) -> Figure:
+    """Transfer gain (points) against N_B: per-seed dots and the mean line."""
+    fig = ax.figure if ax is not None else plt.figure(figsize=(5, 3.4))
+    ax = ax or fig.add_subplot()
+    sizes = sorted(gains)
+    ax.plot(sizes, [gains[n].mean().item() for n in sizes], marker="o", color="C1", label="mean over seeds")
+    for n in sizes:
+        ax.scatter([n] * len(gains[n]), gains[n], color="C1", alpha=0.4, s=14)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set(xscale="log", xlabel="task-B training examples N_B", ylabel="gain over scratch (points)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def cost_bars(names: Sequence[str], seconds: Sequence[float], params: Sequence[int]) -> Figure:
+    """Training seconds and trainable parameters per strategy, side by side."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8, 2.8))
+    left.barh(names, seconds, color="C0")
+    left.set(xlabel="seconds per run (mean)", title="cost in time")
+    right.barh(names, params, color="C2")
+    right.set(xlabel="trainable parameters", xscale="log", title="cost in parameters")
+    fig.tight_layout()
+    return fig
+
+
+def heatmap(values: Tensor, rows: Sequence[int], cols: Sequence[int], row_label: str, col_label: str,
+            title: str, marks: dict[tuple[int, int], str] | None = None) -> Figure:
+    """A grid of numbers (e.g. transfer gain over N_A x N_B) with the values written in the cells."""
+    fig, ax = plt.subplots(figsize=(1.2 * len(cols) + 2, 0.9 * len(rows) + 1.4))
+    limit = max(values.abs().max().item(), 1e-6)
+    image = ax.imshow(values, cmap="RdBu_r", vmin=-limit, vmax=limit, origin="lower")
+    for (i, j), value in zip([(i, j) for i in range(len(rows)) for j in range(len(cols))], values.flatten()):
+        label = f"{value:+.1f}" + (f"\n{marks[(rows[i], cols[j])]}" if marks and (rows[i], cols[j]) in marks else "")
+        ax.text(j, i, label, ha="center", va="center", fontsize=8)
+    ax.set(xticks=range(len(cols)), xticklabels=cols, yticks=range(len(rows)), yticklabels=rows,
+           xlabel=col_label, ylabel=row_label, title=title)
+    fig.colorbar(image, ax=ax, label="points")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,320 @@
+"""The speech experiments of the course: a word recognizer transferred to a wake-word detector.
+
+* ``pretrained_recognizer`` — task A, the closed-vocabulary word recognizer (cached in artifacts/).
+* ``new_detector`` — the lecture's surgery: delete the recognizer's output layer, add several new
+  layers ending in the wake-word output (2 classes: other / wake word).
+* ``detector_variants`` — three arms x seeds on the wake-word task (notebook 04): the pre-trained
+  encoder frozen + new layers, all layers fine-tuned, and the same network from scratch.
+* ``speech_reversed`` — the counter-example (notebook 05): a tiny recognizer, a larger wake-word set.
+
+Every arm uses the same RECIPE (learning rate, schedule, batch size, epochs, new layers); only
+the initialisation and which parameters train differ. Each run is scored the way the field
+scores detectors: clip-level EER and DET curve (a positive clip is scored by its best 1.5-s
+window), false rejects at 1 and 5 false accepts per hour on a negative stream (threshold chosen
+on the first half of the stream, false accepts counted on the second), and the 95 % upper bound
+of the false-accept rate. Run ``python -m helpers.wakeword --profile quick``.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from helpers import detection, models, train
+from helpers.config import Profile, artifacts_dir, get_profile
+from helpers.data import cache, speech
+from helpers.runtime import get_device
+
+ARMS = ("frozen + new layers", "all layers", "scratch")
+EXPERIMENT_VERSION = 1  # bump when the recipe or the code of an experiment changes
+WIDTH = 16  # KeywordNet stem channels: TC-ResNet8, ~66k parameters
+HOP_FRAMES = 10  # the detector looks at a new 1.5-s window every 10 frames (0.1 s)
+FA_PER_HOUR = (1.0, 5.0)  # operating points of the stream evaluation
+REFRACTORY_S = 1.0  # after firing, a detector stays silent this long (one utterance, one alarm)
+
+# Task A, the recognizer: many words, many voices.
+PRETRAIN = {"lr": 3e-3, "weight_decay": 5e-4, "batch_size": 128, "label_smoothing": 0.1}
+# One recipe for every arm of the wake-word comparison: the comparison is about initialisation.
+RECIPE = {
+    "hidden": (64, 32),  # widths of the new layers between the encoder and the 2-way output
+    "lr": 2e-3,  # peak learning rate of the one-cycle schedule (AdamW), every trained parameter
+    "weight_decay": 5e-4,
+    "batch_size": 64,  # windows per step
+    "epochs": 20,  # passes over the wake-word training set (~1,600 windows in quick)
+}
+# The counter-example: a "10 hours" recognizer (few words, few clips) and a "50 hours" wake-word set.
+REVERSED = {"n_clips_a": 500, "n_words_a": 10, "epochs_a": 40, "positives_factor": 5}
+
+
+# ----------------------------------------------------------------------------- task A
+def _vocabulary_subset(y: Tensor, n_clips: int, n_words: int, seed: int) -> Tensor:
+    """Indices of ``n_clips`` clips of the first ``n_words`` words, balanced over the words."""
+    gen = torch.Generator().manual_seed(seed)
+    per_word = [torch.nonzero(y == w)[:, 0] for w in range(n_words)]
+    per_word = [idx[torch.randperm(len(idx), generator=gen)] for idx in per_word]
+    order = torch.stack([idx[: min(map(len, per_word))] for idx in per_word], 1).flatten()
+    if n_clips > len(order):
+        raise ValueError(f"asked for {n_clips} clips of {n_words} words, but task A holds {len(order)}")
+    return order[:n_clips]
+
+
+def _recognizer_config(profile: Profile, n_clips: int, n_words: int, epochs: int, seed: int) -> dict:
+    return {"version": EXPERIMENT_VERSION, "data": speech._task_a_config(profile), "n_clips": n_clips,
+            "n_words": n_words, "epochs": epochs, "seed": seed, "width": WIDTH, **PRETRAIN}
+
+
+def pretrained_recognizer(profile: Profile, n_clips: int | None = None, words: int | None = None,
+                          seed: int = 0, epochs: int | None = None,
+                          device: torch.device | None = None) -> tuple[nn.Module, dict]:
+    """The word recognizer trained on task A: loaded from artifacts/, or trained and saved.
+
+    ``n_clips`` / ``words``: train on a subset of task A (default: all clips, all words).
+    Returns the model (on the CPU, eval mode) and an info dict: ``test_accuracy`` on held-out
+    voices (0-1), ``words``, ``n_clips``, ``epochs``, ``seconds``, ``train_loss``.
+    """
+    n_words = words or profile.speech_words_a
+    n_clips = n_clips or profile.speech_clips_a
+    epochs = epochs or profile.speech_epochs_a
+    config = _recognizer_config(profile, n_clips, n_words, epochs, seed)
+
+    def build() -> dict:
+        data = speech.speech_task_a(profile)
+        index = _vocabulary_subset(data["y_train"], n_clips, n_words, seed)
+        test = data["y_test"] < n_words
+        model = models.KeywordNet(num_classes=n_words, width=WIDTH)
+        torch.manual_seed(seed)
+        history = train.fit(model, data["X_train"][index], data["y_train"][index], epochs=epochs, seed=seed,
+                            device=device, progress=False, **PRETRAIN)
+        accuracy = train.accuracy(model, data["X_test"][test], data["y_test"][test])
+        return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "test_accuracy": accuracy,
+                "words": data["words"][:n_words], "n_clips": n_clips, "epochs": epochs,
+                "seconds": history.seconds, "train_loss": history.train_loss}
+
+    payload = cache.load_or_build("speech_recognizer", config, build, root=artifacts_dir())
+    model = models.KeywordNet(num_classes=n_words, width=WIDTH)
+    model.load_state_dict(payload["state_dict"])
+    return model.eval(), {k: v for k, v in payload.items() if k != "state_dict"}
+
+
+# ----------------------------------------------------------------------------- task B
+def new_detector(arm: str, recognizer: nn.Module | None, seed: int, hidden: tuple[int, ...] = RECIPE["hidden"]
+                 ) -> nn.Module:
+    """The network an arm starts from: a copy of the recognizer whose output layer is deleted and
+    replaced by ``hidden`` new layers + a 2-way output; "scratch" is the same shape, random.
+    For "frozen + new layers" the encoder (``features``) is frozen, BatchNorm statistics included."""
+    if arm not in ARMS:
+        raise ValueError(f"unknown arm {arm!r}: choose one of {', '.join(ARMS)}")
+    torch.manual_seed(seed)
+    if arm == "scratch" or recognizer is None:
+        model = models.KeywordNet(num_classes=2, width=WIDTH)
+    else:
+        model = copy.deepcopy(recognizer)
+    torch.manual_seed(seed)  # the new layers start from the same weights in every arm
+    models.replace_head(model, num_classes=2, hidden=hidden)
+    if arm == "frozen + new layers":
+        models.freeze(model.features)
+    return model
+
+
+def wake_score(model: nn.Module) -> Callable[[Tensor], Tensor]:
+    """A detector's score for a batch of windows: logit(wake word) - logit(other), higher = wake word.
+    (The log-odds, not the probability: no ties at 0 or 1 when the detector is very sure.)"""
+    def score(x: Tensor) -> Tensor:
+        logits = model(train.to_device(x, next(model.parameters()).device)).float()
+        return logits[:, 1] - logits[:, 0]
+    return score
+
+
+def train_detector(model: nn.Module, arm: str, X: Tensor, y: Tensor, seed: int,
+                   device: torch.device | None = None, recipe: dict = RECIPE) -> train.History:
+    """Train one arm. Frozen encoder: its embeddings are computed once and only the new layers
+    train on them (same result as running the frozen encoder every step, a fraction of the cost)."""
+    trained: nn.Module = model
+    if arm == "frozen + new layers":
+        X, trained = train.cached_features(model.features, X, device=device), model.head
+    return train.fit(trained, X, y, epochs=recipe["epochs"], lr=recipe["lr"], batch_size=recipe["batch_size"],
+                     weight_decay=recipe["weight_decay"], seed=seed, device=device, progress=False)
+
+
+def evaluate_detector(model: nn.Module, task: dict, stream: dict, device: torch.device | None = None) -> dict:
+    """Clip-level EER and DET curve, FRR at 1 and 5 FA/h on the stream, FA counts and bounds."""
+    device = device or get_device()
+    model.eval().to(device)
+    score = wake_score(model)
+    clip_scores = detection.best_window_scores(score, task["X_test"], task["window_frames"], HOP_FRAMES)
+    far, frr, _ = detection.det_curve(clip_scores, task["y_test"])
+    stream_scores, _ = detection.stream_scores(score, stream["features"], task["window_frames"], HOP_FRAMES)
+    (tune, tune_hours), (ev, eval_hours) = detection.split_stream(stream_scores, stream["hours"])
+    out = {"eer": detection.equal_error_rate(clip_scores, task["y_test"]), "far": far.tolist(),
+           "frr": frr.tolist(), "eval_hours": eval_hours, "tune_hours": tune_hours}
+    positives = clip_scores[task["y_test"].numpy() == 1]
+    for rate in FA_PER_HOUR:
+        point = detection.frr_at_fa_per_hour(positives, tune, tune_hours, ev, eval_hours, rate, REFRACTORY_S)
+        key = f"{rate:g}fa"
+        out[f"frr_at_{key}"] = point.frr
+        out[f"false_accepts_at_{key}"] = point.false_accepts_eval
+        out[f"fa_per_hour_eval_at_{key}"] = point.fa_per_hour_eval
+        out[f"fa_bound_at_{key}"] = detection.fa_rate_upper_bound(point.false_accepts_eval, eval_hours)
+    return out
+
+
+def run_arm(arm: str, recognizer: nn.Module | None, task: dict, stream: dict, seed: int,
+            device: torch.device | None = None) -> dict:
+    """One arm, one seed: build, train, evaluate. A dict of numbers (and the DET points)."""
+    device = device or get_device()
+    model = new_detector(arm, recognizer, seed)
+    history = train_detector(model, arm, task["X_train"], task["y_train"], seed, device)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"arm": arm, "seed": seed, "seconds": history.seconds, "trainable_params": trainable,
+            **evaluate_detector(model, task, stream, device)}
+
+
+def _wake_config(profile: Profile, **extra: object) -> dict:
+    return {"version": EXPERIMENT_VERSION, "recipe": RECIPE, "pretrain": PRETRAIN, "width": WIDTH,
+            "hop": HOP_FRAMES, "refractory_s": REFRACTORY_S, "fa_per_hour": FA_PER_HOUR,
+            "task_a": speech._task_a_config(profile), "epochs_a": profile.speech_epochs_a,
+            "wake_test": speech._wake_test_config(profile), "stream": speech._stream_config(profile), **extra}
+
+
+def run_arms(profile: Profile, recognizer: nn.Module, arms: tuple[str, ...], seeds: tuple[int, ...],
+             n_positives: int | None = None, device: torch.device | None = None) -> list[dict]:
+    """Every (seed, arm) on the same wake-word data (the data seed is 0; the seed varies the
+    new layers' initialisation and the order of the batches)."""
+    task = speech.wake_word_task(profile, n_positives=n_positives)
+    stream = speech.negative_stream(profile)
+    return [run_arm(arm, recognizer, task, stream, seed, device) for seed in seeds for arm in arms]
+
+
+def detector_variants(profile: Profile, seeds: tuple[int, ...] | None = None,
+                      device: torch.device | None = None) -> list[dict]:
+    """The three arms x seeds of notebook 04 (cached in artifacts/); one dict per run."""
+    seeds = tuple(seeds or profile.seeds)
+    config = _wake_config(profile, kind="variants", arms=ARMS, seeds=seeds,
+                          wake_train=speech._wake_train_config(profile, profile.speech_positives_b, 0))
+
+    def build() -> dict:
+        recognizer, _ = pretrained_recognizer(profile, device=device)
+        return {"rows": run_arms(profile, recognizer, ARMS, seeds, device=device)}
+
+    return cache.load_or_build("wake_variants", config, build, root=artifacts_dir())["rows"]
+
+
+def speech_reversed(profile: Profile, seeds: tuple[int, ...] | None = None,
+                    device: torch.device | None = None) -> dict[str, Any]:
+    """The counter-example (notebook 05): a tiny recognizer (REVERSED: ~500 clips of 10 words,
+    the "10 hours") transferred, all layers fine-tuned, to a wake-word set with 5x the positives
+    (the "50 hours"), against the same detector from scratch.
+
+    Returns ``rows`` (one per seed and arm), ``gain`` per seed ((scratch EER - transfer EER) x 100,
+    points), ``recognizer`` (its info: accuracy on held-out voices of its 10 words) and ``n_positives``.
+    """
+    seeds = tuple(seeds or profile.seeds)
+    n_positives = REVERSED["positives_factor"] * profile.speech_positives_b
+    config = _wake_config(profile, kind="reversed", reversed=REVERSED, seeds=seeds,
+                          wake_train=speech._wake_train_config(profile, n_positives, 0))
+
+    def build() -> dict:
+        recognizer, info = tiny_recognizer(profile, device=device)
+        rows = run_arms(profile, recognizer, ("all layers", "scratch"), seeds, n_positives, device)
+        return {"rows": rows, "recognizer": info, "n_positives": n_positives}
+
+    payload = cache.load_or_build("wake_reversed", config, build, root=artifacts_dir())
+    return {**payload, "gain": eer_gain(payload["rows"], "all layers").tolist()}
+
+
+def tiny_recognizer(profile: Profile, device: torch.device | None = None) -> tuple[nn.Module, dict]:
+    """The counter-example's recognizer: REVERSED["n_clips_a"] clips of REVERSED["n_words_a"] words."""
+    return pretrained_recognizer(profile, n_clips=REVERSED["n_clips_a"], words=REVERSED["n_words_a"],
+                                 epochs=REVERSED["epochs_a"], device=device)
+
+
+# ----------------------------------------------------------------------------- summaries
+def per_seed(rows: list[dict], arm: str, key: str) -> Tensor:
+    """``key`` of one arm, ordered by seed."""
+    picked = sorted((r["seed"], r[key]) for r in rows if r["arm"] == arm)
+    if not picked:
+        raise ValueError(f"no runs of arm {arm!r} in these rows (arms: {sorted({r['arm'] for r in rows})})")
+    return torch.tensor([value for _, value in picked], dtype=torch.float64)
+
+
+def eer_gain(rows: list[dict], arm: str) -> Tensor:
+    """Per-seed gain of ``arm`` over scratch: (scratch EER - arm EER) x 100, in points."""
+    return (per_seed(rows, "scratch", "eer") - per_seed(rows, arm, "eer")) * 100
+
+
+def best_transferred_arm(rows: list[dict]) -> str:
+    """The transferred arm with the lowest mean EER."""
+    return min(("frozen + new layers", "all layers"), key=lambda arm: per_seed(rows, arm, "eer").mean().item())
+
+
+def summary_table(rows: list[dict]) -> str:
+    """EER and FRR at 1 / 5 FA/h per arm: mean ± std over seeds, with every seed's value."""
+    arms = [arm for arm in ARMS if any(r["arm"] == arm for r in rows)]
+    lines = [f"{'arm':<22}{'EER':>16}{'FRR @ 1 FA/h':>16}{'FRR @ 5 FA/h':>16}   EER per seed"]
+    for arm in arms:
+        cells = []
+        for key in ("eer", "frr_at_1fa", "frr_at_5fa"):
+            values = per_seed(rows, arm, key)
+            cells.append(f"{values.mean():.3f} ± {values.std(unbiased=True) if len(values) > 1 else 0:.3f}")
+        seeds = ", ".join(f"{s}: {v:.3f}" for s, v in sorted((r["seed"], r["eer"]) for r in rows if r["arm"] == arm))
+        lines.append(f"{arm:<22}" + "".join(f"{c:>16}" for c in cells) + f"   {seeds}")
+    return "\n".join(lines)
+
+
+def mean_det_points(rows: list[dict], arm: str, grid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """An arm's DET curve averaged over seeds: false-reject rate at each false-accept rate of ``grid``."""
+    grid = np.linspace(0, 1, 201) if grid is None else grid
+    curves = [np.interp(grid, r["far"], r["frr"]) for r in rows if r["arm"] == arm]
+    return grid, np.mean(curves, axis=0)
+
+
+def detection_times(scores: np.ndarray, times: np.ndarray, threshold: float,
+                    refractory_s: float = REFRACTORY_S) -> list[float]:
+    """When a detector listening live fires: score >= threshold, then silent for ``refractory_s``."""
+    fired: list[float] = []
+    for t in times[np.asarray(scores) >= threshold]:
+        if not fired or t - fired[-1] >= refractory_s:
+            fired.append(float(t))
+    return fired
+
+
+# ----------------------------------------------------------------------------- entry points
+def prepare_models(profile: Profile) -> None:
+    """Train (or load) the recognizer of task A, so that notebooks find it ready.
+
+    Called by ``data_scripts/prepare.py`` after the speech data are built.
+    """
+    _, info = pretrained_recognizer(profile)
+    print(f"speech: recognizer of {len(info['words'])} words on {info['n_clips']:,} clips, "
+          f"{info['test_accuracy']:.1%} on held-out voices ({info['seconds']:.0f} s of training)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m helpers.wakeword --profile quick [--reversed]``: run and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default=None, help="quick, standard or full (default: $TL_PROFILE)")
+    parser.add_argument("--reversed", action="store_true", help="also run the counter-example (notebook 05)")
+    args = parser.parse_args(argv)
+    profile = get_profile(args.profile)
+    start = time.perf_counter()
+    _, info = pretrained_recognizer(profile)
+    print(f"task A: {info['test_accuracy']:.3f} on held-out voices ({time.perf_counter() - start:.0f} s)")
+    rows = detector_variants(profile)
+    print(summary_table(rows))
+    print(json.dumps([{k: v for k, v in r.items() if k not in ("far", "frr")} for r in rows], indent=1))
+    if args.reversed:
+        result = speech_reversed(profile)
+        print(summary_table(result["rows"]))
+        print(f"reversed: recognizer {result['recognizer']['test_accuracy']:.3f}, gain per seed {result['gain']}")
+    print(f"total {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

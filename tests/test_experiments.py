@@ -1,0 +1,49 @@
+"""The image experiments end to end on a tiny profile: caching, strategies, figures, bench."""
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from helpers import config, experiments
+
+
+@pytest.fixture()
+def tiny(tmp_path, monkeypatch):
+    monkeypatch.setenv("TL_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("TL_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
+    return config.replace_profile(config.get_profile("quick"), n_task_a=400, n_task_a_test=100,
+                                  pretrain_epochs=1, n_task_b_pool=200, n_task_b_test=100,
+                                  target_sizes=(20, 40), seeds=(0, 1), width=8)
+
+
+def test_pretrained_backbone_is_cached(tiny):
+    model, info = experiments.pretrained_backbone(tiny, device=torch.device("cpu"))
+    again, info_again = experiments.pretrained_backbone(tiny, device=torch.device("cpu"))
+    assert info == info_again and 0.0 <= info["test_accuracy"] <= 1.0
+    for a, b in zip(model.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_sweep_rows_and_figures(tiny):
+    rows = experiments.sweep(tiny, device=torch.device("cpu"))
+    assert len(rows) == len(experiments.STRATEGIES) * 2 * 2
+    params = {r["strategy"]: r["trainable_params"] for r in rows}
+    assert params["last layer"] < params["last block"] < params["all layers"] == params["scratch"]
+    figures = experiments.figures(rows, tiny.target_sizes)
+    assert set(figures) >= {"gain_full_vs_scratch_nb20", "last_block_minus_scratch_nb20"}
+    assert experiments.transfer_gain(rows, 20).shape == (2,)
+
+
+def test_unknown_task_a_variant_is_an_error(tiny):
+    with pytest.raises(ValueError, match="unknown task-A variant"):
+        experiments.pretrained_backbone(tiny, variant="upside down")
+
+
+def test_bench_prints_json_last():
+    out = subprocess.run([sys.executable, "-m", "helpers.bench", "--json", "--images", "200"],
+                         capture_output=True, text=True, check=True, timeout=300).stdout
+    ratios = json.loads(out.strip().splitlines()[-1])
+    assert set(ratios) == {"fit_vs_dataloader_features", "fit_vs_dataloader_conv", "feature_cache_speedup"}
+    assert all(value > 0 for value in ratios.values())

@@ -1,0 +1,74 @@
+"""The training engine: fit, history, best-weights restore, Ctrl-C, cached features."""
+import torch
+from torch import nn
+
+from helpers import train
+
+CPU = torch.device("cpu")
+
+
+def separable_data(n: int = 256):
+    gen = torch.Generator().manual_seed(0)
+    X = torch.randn(n, 10, generator=gen)
+    y = (X[:, 0] + X[:, 1] > 0).long()
+    return X, y
+
+
+def test_fit_learns_a_separable_problem_and_records_history():
+    X, y = separable_data()
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(10, 16), nn.ReLU(), nn.Linear(16, 2))
+    history = train.fit(model, X, y, epochs=15, lr=1e-2, batch_size=32, device=CPU, progress=False)
+    assert len(history.train_loss) == 15 and history.train_loss[-1] < history.train_loss[0]
+    assert train.accuracy(model, X, y) > 0.9
+
+
+def test_fit_is_deterministic_for_a_seed():
+    X, y = separable_data()
+    weights = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = nn.Linear(10, 2)
+        train.fit(model, X, y, epochs=3, seed=5, device=CPU, progress=False)
+        weights.append(model.weight.detach().clone())
+    assert torch.equal(*weights)
+
+
+def test_best_weights_are_restored():
+    X, y = separable_data()
+    torch.manual_seed(0)
+    model = nn.Linear(10, 2)
+    history = train.fit(model, X, y, epochs=6, device=CPU, X_val=X, y_val=y, progress=False)
+    assert len(history.val_accuracy) == 6
+    assert abs(train.accuracy(model, X, y) - max(history.val_accuracy)) < 1e-6
+
+
+def test_ctrl_c_returns_the_best_model_so_far(monkeypatch):
+    X, y = separable_data()
+    calls = {"n": 0}
+    real = train.train_one_epoch
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train, "train_one_epoch", interrupted)
+    model = nn.Linear(10, 2)
+    history = train.fit(model, X, y, epochs=10, device=CPU, X_val=X, y_val=y, progress=False)
+    assert history.interrupted and len(history.train_loss) == 2
+
+
+def test_cached_features_equal_the_backbone_output():
+    backbone = nn.Sequential(nn.Linear(10, 4), nn.ReLU())
+    X, _ = separable_data(50)
+    with torch.no_grad():
+        expected = backbone(X)
+    assert torch.allclose(train.cached_features(backbone, X, device=CPU), expected)
+
+
+def test_autocast_is_off_on_cpu():
+    with train.autocast(CPU):
+        out = nn.Linear(4, 4)(torch.randn(2, 4))
+    assert out.dtype == torch.float32
