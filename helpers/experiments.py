@@ -40,6 +40,7 @@ RECIPE = {
     "samples_per_example": 40,  # otherwise 40 epochs
 }
 PRETRAIN = {"lr": 2e-3, "weight_decay": 5e-4, "batch_size": 128}
+PRETRAIN_MIN_SAMPLES = 40_000  # a small task A trains for more epochs, so it is not under-trained
 
 
 def task_a_data(profile: Profile, n_train: int | None = None, seed: int = 1) -> dict[str, Tensor]:
@@ -102,7 +103,7 @@ def pretrained_backbone(profile: Profile, n_task_a: int | None = None, seed: int
     history, training seconds, the number of task-A images and epochs.
     """
     n_task_a = n_task_a or profile.n_task_a
-    epochs = profile.pretrain_epochs if n_task_a >= 10_000 else max(profile.pretrain_epochs, 40_000 // n_task_a)
+    epochs = max(profile.pretrain_epochs, -(-PRETRAIN_MIN_SAMPLES // n_task_a))
     config = {"version": EXPERIMENT_VERSION, "data": images.GENERATOR_VERSION, "n": n_task_a, "seed": seed,
               "variant": variant, "epochs": epochs, "width": profile.width, **PRETRAIN,
               "size": profile.image_size, "n_test": profile.n_task_a_test}
