@@ -22,6 +22,7 @@ from helpers import config, runtime
 STEPS: list[tuple[str, str]] = [
     ("images", "helpers.experiments:prepare"),  # tasks A and B, and the pre-trained image recognizer
     ("speech", "helpers.data.speech:prepare"),  # synthesised speech: recognizer data, wake-word sets, streams
+    ("speech-models", "helpers.wakeword:prepare_models"),  # the speech recognizer (task A), trained once
 ]
 
 

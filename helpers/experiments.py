@@ -114,7 +114,9 @@ def pretrained_backbone(profile: Profile, n_task_a: int | None = None, seed: int
         model = models.ImageNet(len(images.TASK_A_CLASSES), width=profile.width)
         torch.manual_seed(seed)
         history = train.fit(model, X, y, epochs=epochs, seed=seed, device=device, **PRETRAIN)
-        X_test = images.normalize(data["X_test"])
+        # the test images get the same pixel permutation; random labels are tested on true ones
+        X_test, _ = _scramble(images.normalize(data["X_test"]), data["y_test"],
+                              "shuffled pixels" if variant == "shuffled pixels" else "standard", seed)
         return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
                 "test_accuracy": train.accuracy(model, train.to_device(X_test, next(model.parameters()).device),
                                                 data["y_test"].to(next(model.parameters()).device)),
@@ -297,6 +299,42 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def gain_grid(profile: Profile, device: torch.device | None = None) -> dict:
+    """Transfer gain of "all layers" over scratch on a grid of task-A sizes x task-B sizes.
+
+    Returns {"n_a": sizes, "n_b": sizes, "gain": Tensor [len(n_a), len(n_b)] (points, mean over
+    seeds), "rows": every run}. Scratch does not depend on N_A, so it is trained once per N_B.
+    """
+    n_a, n_b = profile.grid_task_a_sizes, profile.grid_target_sizes
+    config = _sweep_config(profile, kind="grid", n_a=n_a, n_b=n_b, seeds=profile.seeds)
+
+    def build() -> dict:
+        scratch = run_grid(profile, None, ("scratch",), n_b, profile.seeds, device)
+        gain, rows = torch.zeros(len(n_a), len(n_b)), list(scratch)
+        for i, size_a in enumerate(n_a):
+            pretrained, _ = pretrained_backbone(profile, n_task_a=size_a, device=device)
+            tuned = run_grid(profile, pretrained, ("all layers",), n_b, profile.seeds, device)
+            rows += [{**row, "n_a": size_a} for row in tuned]
+            gain[i] = torch.stack([transfer_gain(scratch + tuned, size_b).mean() for size_b in n_b])
+        return {"n_a": list(n_a), "n_b": list(n_b), "gain": gain, "rows": rows}
+
+    return cache.load_or_build("gain_grid", config, build, root=artifacts_dir())
+
+
+def useless_task_a(profile: Profile, variant: str = "shuffled pixels", n_b: int = 100,
+                   device: torch.device | None = None) -> list[dict]:
+    """Condition 3: pre-train on a task A whose low-level features cannot help (same amount of
+    data), then fine-tune all layers on ``n_b`` X-rays; rows for "scratch" and "all layers"."""
+    config = _sweep_config(profile, kind="useless", variant=variant, n_b=n_b, seeds=profile.seeds)
+
+    def build() -> dict:
+        pretrained, info = pretrained_backbone(profile, variant=variant, device=device)
+        rows = run_grid(profile, pretrained, ("scratch", "all layers"), (n_b,), profile.seeds, device)
+        return {"rows": rows, "source_test_accuracy": info["test_accuracy"]}
+
+    return cache.load_or_build("useless_task_a", config, build, root=artifacts_dir())["rows"]
 
 
 def batchnorm_state(model: nn.Module) -> dict[str, Tensor]:
