@@ -20,7 +20,7 @@ class Profile:
     name: str
     # --- images (tasks A and B) ---
     image_size: int = 32  # pixels per side
-    n_task_a: int = 30_000  # task-A training images ("a million photos" analogue)
+    n_task_a: int = 60_000  # task-A training images ("a million photos" analogue)
     n_task_a_test: int = 2_000  # task-A test images
     pretrain_epochs: int = 4  # passes over task A
     n_task_b_pool: int = 4_000  # task-B training pool that subsets are drawn from
@@ -39,7 +39,7 @@ class Profile:
     speech_negatives_b: int = 1_500  # wake-word training negatives (1.5-s windows)
     speech_test_b: int = 1_200  # wake-word test clips (held-out voices, 3-s contexts)
     # --- counter-example grid (notebook 05) ---
-    grid_task_a_sizes: tuple[int, ...] = (100, 3_000, 30_000)  # N_A values
+    grid_task_a_sizes: tuple[int, ...] = (100, 3_000, 60_000)  # N_A values
     grid_target_sizes: tuple[int, ...] = (100, 1_000, 2_000)  # N_B values
 
 

@@ -50,6 +50,7 @@ def _write_atomic(path: Path, payload: dict[str, Any], config: dict[str, Any]) -
     os.close(fd)
     try:
         torch.save(payload, tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; a cache is meant to be shared
         meta = {"config": config, "sha256": _sha256(Path(tmp))}
         meta_tmp = tmp + ".json"
         Path(meta_tmp).write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
