@@ -21,8 +21,11 @@ from helpers import config, runtime
 # ("images", "helpers.data.images:prepare"); each function takes a helpers.config.Profile.
 STEPS: list[tuple[str, str]] = [
     ("images", "helpers.experiments:prepare"),  # tasks A and B, and the pre-trained image recognizer
+    ("image-sweep", "helpers.experiments:sweep"),  # notebook 03: strategies x N_B x seeds
     ("speech", "helpers.data.speech:prepare"),  # synthesised speech: recognizer data, wake-word sets, streams
     ("speech-models", "helpers.wakeword:prepare_models"),  # the speech recognizer (task A), trained once
+    ("counter-examples", "helpers.experiments:prepare_counterexamples"),  # notebook 05, images
+    ("speech-reversed", "helpers.wakeword:prepare_reversed"),  # notebook 05, speech
 ]
 
 

@@ -20,7 +20,7 @@ class Profile:
     name: str
     # --- images (tasks A and B) ---
     image_size: int = 32  # pixels per side
-    n_task_a: int = 60_000  # task-A training images ("a million photos" analogue)
+    n_task_a: int = 90_000  # task-A training images ("a million photos" analogue)
     n_task_a_test: int = 2_000  # task-A test images
     pretrain_epochs: int = 4  # passes over task A
     n_task_b_pool: int = 4_000  # task-B training pool that subsets are drawn from
@@ -39,7 +39,7 @@ class Profile:
     speech_negatives_b: int = 1_500  # wake-word training negatives (1.5-s windows)
     speech_test_b: int = 1_200  # wake-word test clips (held-out voices, 3-s contexts)
     # --- counter-example grid (notebook 05) ---
-    grid_task_a_sizes: tuple[int, ...] = (100, 3_000, 60_000)  # N_A values
+    grid_task_a_sizes: tuple[int, ...] = (100, 3_000, 90_000)  # N_A values
     grid_target_sizes: tuple[int, ...] = (100, 1_000, 2_000)  # N_B values
 
 
@@ -47,7 +47,7 @@ PROFILES: dict[str, Profile] = {
     "quick": Profile(name="quick"),
     "standard": Profile(
         name="standard",
-        n_task_a=60_000,
+        n_task_a=150_000,
         pretrain_epochs=4,
         n_task_b_pool=6_000,
         n_task_b_test=4_000,
@@ -59,7 +59,7 @@ PROFILES: dict[str, Profile] = {
         speech_clips_a_test=4_000,
         speech_negatives_b=3_000,
         speech_test_b=2_000,
-        grid_task_a_sizes=(100, 1_000, 10_000, 60_000),
+        grid_task_a_sizes=(100, 1_000, 10_000, 150_000),
         grid_target_sizes=(50, 100, 1_000, 5_000),
     ),
     "full": Profile(

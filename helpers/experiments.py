@@ -197,18 +197,38 @@ def _task_b_tensors(profile: Profile) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     return images.normalize(data["X"]), data["y"], images.normalize(data["X_test"]), data["y_test"]
 
 
-def run_grid(profile: Profile, pretrained: nn.Module | None, strategies: tuple[str, ...],
-             target_sizes: tuple[int, ...], seeds: tuple[int, ...], device: torch.device | None = None) -> list[dict]:
-    """Every (seed, N_B, strategy) combination; one dict per run (see RunResult)."""
-    X_pool, y_pool, X_test, y_test = _task_b_tensors(profile)
-    rows = []
-    combos = [(seed, n_b, strategy) for seed in seeds for n_b in target_sizes for strategy in strategies]
-    for seed, n_b, strategy in tqdm(combos, desc="runs", leave=False):
+def cached_run(profile: Profile, strategy: str, n_b: int, seed: int, n_task_a: int | None = None,
+               variant: str = "standard", device: torch.device | None = None) -> dict:
+    """One fine-tuning run (a RunResult as a dict), loaded from artifacts/ when it was run before.
+
+    Runs are cached one by one, so the sweep, the gain map and the counter-examples share every
+    run they have in common (scratch does not depend on task A at all).
+    """
+    n_task_a = None if strategy == "scratch" else (n_task_a or profile.n_task_a)
+    variant = "none" if strategy == "scratch" else variant
+    config = _sweep_config(profile, kind="run", strategy=strategy, n_b=n_b, seed=seed, n_a=n_task_a,
+                           variant=variant)
+
+    def build() -> dict:
+        pretrained = None
+        if strategy != "scratch":
+            pretrained, _ = pretrained_backbone(profile, n_task_a=n_task_a, variant=variant, device=device)
+        X_pool, y_pool, X_test, y_test = _task_b_tensors(profile)
         index = stratified_subset(y_pool, n_b, seed)
         result = fine_tune(strategy, pretrained, X_pool[index], y_pool[index], X_test, y_test, seed,
                            width=profile.width, device=device)
-        rows.append(asdict(result))
-    return rows
+        return asdict(result)
+
+    return {**cache.load_or_build("run", config, build, root=artifacts_dir()), "n_a": n_task_a, "variant": variant}
+
+
+def run_grid(profile: Profile, strategies: tuple[str, ...], target_sizes: tuple[int, ...],
+             seeds: tuple[int, ...], n_task_a: int | None = None, variant: str = "standard",
+             device: torch.device | None = None) -> list[dict]:
+    """Every (seed, N_B, strategy) combination; one dict per run (see RunResult)."""
+    combos = [(seed, n_b, strategy) for seed in seeds for n_b in target_sizes for strategy in strategies]
+    return [cached_run(profile, strategy, n_b, seed, n_task_a, variant, device)
+            for seed, n_b, strategy in tqdm(combos, desc="runs", leave=False)]
 
 
 def _sweep_config(profile: Profile, **extra: object) -> dict:
@@ -219,27 +239,14 @@ def _sweep_config(profile: Profile, **extra: object) -> dict:
 
 
 def sweep(profile: Profile, device: torch.device | None = None) -> list[dict]:
-    """Strategies x target sizes x seeds on task B (notebook 03), cached under artifacts/."""
-    config = _sweep_config(profile, kind="sweep", strategies=STRATEGIES, sizes=profile.target_sizes,
-                           seeds=profile.seeds)
-
-    def build() -> dict:
-        pretrained, _ = pretrained_backbone(profile, device=device)
-        return {"rows": run_grid(profile, pretrained, STRATEGIES, profile.target_sizes, profile.seeds, device)}
-
-    return cache.load_or_build("sweep", config, build, root=artifacts_dir())["rows"]
+    """Strategies x target sizes x seeds on task B (notebook 03); runs cached under artifacts/."""
+    return run_grid(profile, STRATEGIES, profile.target_sizes, profile.seeds, device=device)
 
 
 def reversed_sizes(profile: Profile, n_task_a: int = 100, n_b: int = 1_000,
                    device: torch.device | None = None) -> list[dict]:
     """The counter-example: pre-train on only ``n_task_a`` images, fine-tune on ``n_b`` X-rays."""
-    config = _sweep_config(profile, kind="reversed", n_a=n_task_a, n_b=n_b, seeds=profile.seeds)
-
-    def build() -> dict:
-        pretrained, _ = pretrained_backbone(profile, n_task_a=n_task_a, device=device)
-        return {"rows": run_grid(profile, pretrained, ("scratch", "all layers"), (n_b,), profile.seeds, device)}
-
-    return cache.load_or_build("reversed", config, build, root=artifacts_dir())["rows"]
+    return run_grid(profile, ("scratch", "all layers"), (n_b,), profile.seeds, n_task_a, device=device)
 
 
 def accuracies(rows: list[dict], strategy: str, n_b: int) -> Tensor:
@@ -277,6 +284,14 @@ def prepare(profile: Profile) -> None:
           f"{info['test_accuracy']:.1%} on task A's test set ({info['seconds']:.0f} s of training)")
 
 
+def prepare_counterexamples(profile: Profile) -> None:
+    """Build notebook 05's image experiments: reversed sizes, the gain map, a useless task A."""
+    reversed_sizes(profile)
+    grid = gain_grid(profile)
+    useless_task_a(profile)
+    print(f"images: gain map over N_A {grid['n_a']} x N_B {grid['n_b']} built")
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m helpers.experiments images --profile quick --json PATH``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -305,36 +320,23 @@ def gain_grid(profile: Profile, device: torch.device | None = None) -> dict:
     """Transfer gain of "all layers" over scratch on a grid of task-A sizes x task-B sizes.
 
     Returns {"n_a": sizes, "n_b": sizes, "gain": Tensor [len(n_a), len(n_b)] (points, mean over
-    seeds), "rows": every run}. Scratch does not depend on N_A, so it is trained once per N_B.
+    seeds), "rows": every run}.
     """
     n_a, n_b = profile.grid_task_a_sizes, profile.grid_target_sizes
-    config = _sweep_config(profile, kind="grid", n_a=n_a, n_b=n_b, seeds=profile.seeds)
-
-    def build() -> dict:
-        scratch = run_grid(profile, None, ("scratch",), n_b, profile.seeds, device)
-        gain, rows = torch.zeros(len(n_a), len(n_b)), list(scratch)
-        for i, size_a in enumerate(n_a):
-            pretrained, _ = pretrained_backbone(profile, n_task_a=size_a, device=device)
-            tuned = run_grid(profile, pretrained, ("all layers",), n_b, profile.seeds, device)
-            rows += [{**row, "n_a": size_a} for row in tuned]
-            gain[i] = torch.stack([transfer_gain(scratch + tuned, size_b).mean() for size_b in n_b])
-        return {"n_a": list(n_a), "n_b": list(n_b), "gain": gain, "rows": rows}
-
-    return cache.load_or_build("gain_grid", config, build, root=artifacts_dir())
+    scratch = run_grid(profile, ("scratch",), n_b, profile.seeds, device=device)
+    gain, rows = torch.zeros(len(n_a), len(n_b)), list(scratch)
+    for i, size_a in enumerate(n_a):
+        tuned = run_grid(profile, ("all layers",), n_b, profile.seeds, size_a, device=device)
+        rows += tuned
+        gain[i] = torch.stack([transfer_gain(scratch + tuned, size_b).mean() for size_b in n_b])
+    return {"n_a": list(n_a), "n_b": list(n_b), "gain": gain, "rows": rows}
 
 
 def useless_task_a(profile: Profile, variant: str = "shuffled pixels", n_b: int = 100,
                    device: torch.device | None = None) -> list[dict]:
     """Condition 3: pre-train on a task A whose low-level features cannot help (same amount of
     data), then fine-tune all layers on ``n_b`` X-rays; rows for "scratch" and "all layers"."""
-    config = _sweep_config(profile, kind="useless", variant=variant, n_b=n_b, seeds=profile.seeds)
-
-    def build() -> dict:
-        pretrained, info = pretrained_backbone(profile, variant=variant, device=device)
-        rows = run_grid(profile, pretrained, ("scratch", "all layers"), (n_b,), profile.seeds, device)
-        return {"rows": rows, "source_test_accuracy": info["test_accuracy"]}
-
-    return cache.load_or_build("useless_task_a", config, build, root=artifacts_dir())["rows"]
+    return run_grid(profile, ("scratch", "all layers"), (n_b,), profile.seeds, variant=variant, device=device)
 
 
 def batchnorm_state(model: nn.Module) -> dict[str, Tensor]:

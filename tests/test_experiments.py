@@ -14,6 +14,8 @@ def tiny(tmp_path, monkeypatch):
     monkeypatch.setenv("TL_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("TL_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
     monkeypatch.setattr(experiments, "PRETRAIN_MIN_SAMPLES", 400)
+    monkeypatch.setitem(experiments.RECIPE, "min_samples", 200)
+    monkeypatch.setitem(experiments.RECIPE, "max_samples", 400)
     return config.replace_profile(config.get_profile("quick"), n_task_a=400, n_task_a_test=100,
                                   pretrain_epochs=1, n_task_b_pool=200, n_task_b_test=100,
                                   target_sizes=(20, 40), seeds=(0, 1), width=8)
