@@ -66,7 +66,7 @@ PROFILES: dict[str, Profile] = {
         name="full",
         n_task_a=200_000,
         pretrain_epochs=6,
-        n_task_b_pool=10_000,
+        n_task_b_pool=12_000,
         n_task_b_test=5_000,
         target_sizes=(50, 100, 300, 1_000, 3_000, 10_000),
         seeds=(0, 1, 2, 3, 4),
@@ -78,7 +78,7 @@ PROFILES: dict[str, Profile] = {
         speech_clips_a_test=6_000,
         speech_negatives_b=6_000,
         speech_test_b=4_000,
-        grid_task_a_sizes=(100, 1_000, 10_000, 100_000),
+        grid_task_a_sizes=(100, 1_000, 10_000, 200_000),
         grid_target_sizes=(50, 100, 1_000, 10_000),
     ),
 }

@@ -79,7 +79,8 @@ def stratified_subset(y: Tensor, n: int, seed: int) -> Tensor:
     # interleave classes, then take the first n: balanced up to one example
     order = torch.stack([s[: min(map(len, shuffled))] for s in shuffled], 1).flatten()
     if n > len(order):
-        raise ValueError(f"asked for {n} examples but the pool holds {len(order)} balanced ones")
+        raise ValueError(f"asked for {n} examples but the pool holds {len(order)} balanced ones: "
+                         "raise n_task_b_pool in the profile (helpers/config.py)")
     return order[:n]
 
 

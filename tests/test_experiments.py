@@ -50,3 +50,12 @@ def test_bench_prints_json_last():
     ratios = json.loads(out.strip().splitlines()[-1])
     assert set(ratios) == {"fit_vs_dataloader_features", "fit_vs_dataloader_conv", "feature_cache_speedup"}
     assert all(value > 0 for value in ratios.values())
+
+
+@pytest.mark.parametrize("name", sorted(config.PROFILES))
+def test_every_profile_can_draw_its_largest_target_size(name):
+    profile = config.get_profile(name)
+    classes = len(experiments.images.TASK_B_CLASSES)
+    pool = torch.arange(profile.n_task_b_pool) % classes  # what make_task_b's balanced labels give
+    largest = max(profile.target_sizes + profile.grid_target_sizes)
+    assert len(experiments.stratified_subset(pool, largest, seed=0)) == largest
