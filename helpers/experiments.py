@@ -28,7 +28,7 @@ from helpers.results import atomic_write_text
 from helpers.runtime import get_device
 
 STRATEGIES = ("scratch", "last layer", "last block", "all layers")
-EXPERIMENT_VERSION = 1  # bump when the recipe or the code of an experiment changes
+EXPERIMENT_VERSION = 2  # bump when the recipe or the code of an experiment changes
 
 # One recipe for every strategy: the comparison is about initialisation, not tuning.
 RECIPE = {
@@ -112,8 +112,8 @@ def pretrained_backbone(profile: Profile, n_task_a: int | None = None, seed: int
     def build() -> dict:
         data = task_a_data(profile, n_task_a)
         X, y = _scramble(images.normalize(data["X"]), data["y"], variant, seed)
+        torch.manual_seed(seed)  # before the model is built: its initial weights come from this seed
         model = models.ImageNet(len(images.TASK_A_CLASSES), width=profile.width)
-        torch.manual_seed(seed)
         history = train.fit(model, X, y, epochs=epochs, seed=seed, device=device, **PRETRAIN)
         # the test images get the same pixel permutation; random labels are tested on true ones
         X_test, _ = _scramble(images.normalize(data["X_test"]), data["y_test"],
