@@ -59,3 +59,12 @@ def test_every_profile_can_draw_its_largest_target_size(name):
     pool = torch.arange(profile.n_task_b_pool) % classes  # what make_task_b's balanced labels give
     largest = max(profile.target_sizes + profile.grid_target_sizes)
     assert len(experiments.stratified_subset(pool, largest, seed=0)) == largest
+
+
+def test_pretraining_is_reproducible_from_its_seed(tiny, tmp_path, monkeypatch):
+    first, _ = experiments.pretrained_backbone(tiny, device=torch.device("cpu"))
+    torch.manual_seed(12345)  # unrelated global RNG use must not change the result
+    monkeypatch.setenv("TL_ARTIFACTS_DIR", str(tmp_path / "other"))
+    second, _ = experiments.pretrained_backbone(tiny, device=torch.device("cpu"))
+    for a, b in zip(first.state_dict().values(), second.state_dict().values()):
+        assert torch.equal(a, b)
