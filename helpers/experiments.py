@@ -28,7 +28,7 @@ from helpers.results import atomic_write_text
 from helpers.runtime import get_device
 
 STRATEGIES = ("scratch", "last layer", "last block", "all layers")
-EXPERIMENT_VERSION = 2  # bump when the recipe or the code of an experiment changes
+EXPERIMENT_VERSION = 3  # bump when the recipe or the code of an experiment changes
 
 # One recipe for every strategy: the comparison is about initialisation, not tuning.
 RECIPE = {
@@ -41,6 +41,9 @@ RECIPE = {
 }
 PRETRAIN = {"lr": 2e-3, "weight_decay": 5e-4, "batch_size": 128}
 PRETRAIN_MIN_SAMPLES = 40_000  # a small task A trains for more epochs, so it is not under-trained
+# A seed replicates every random choice it can afford to: a task A this small is pre-trained
+# afresh for every seed (seconds); the big one once, with seed 0 (minutes), and shared.
+PER_SEED_PRETRAIN_MAX = 10_000
 
 
 def task_a_data(profile: Profile, n_train: int | None = None, seed: int = 1) -> dict[str, Tensor]:
@@ -91,8 +94,9 @@ def _scramble(X: Tensor, y: Tensor, variant: str, seed: int) -> tuple[Tensor, Te
         return X, y[torch.randperm(len(y), generator=gen)]
     if variant == "shuffled pixels":  # same pixel values and labels, no spatial structure
         return X.flatten(1)[:, torch.randperm(X[0].numel(), generator=gen)].view_as(X), y
-    if variant != "standard":
-        raise ValueError(f"unknown task-A variant {variant!r}: use standard, random labels or shuffled pixels")
+    if variant not in ("standard", "untrained"):
+        raise ValueError(f"unknown task-A variant {variant!r}: use standard, random labels, shuffled pixels "
+                         "or untrained")
     return X, y
 
 
@@ -112,9 +116,15 @@ def pretrained_backbone(profile: Profile, n_task_a: int | None = None, seed: int
     def build() -> dict:
         data = task_a_data(profile, n_task_a)
         X, y = _scramble(images.normalize(data["X"]), data["y"], variant, seed)
-        torch.manual_seed(seed)  # before the model is built: its initial weights come from this seed
+        # before the model is built: its initial weights come from this seed ("untrained", the
+        # control of notebook 05, is never trained and must not share scratch's initial weights)
+        torch.manual_seed(seed + (10_000 if variant == "untrained" else 0))
         model = models.ImageNet(len(images.TASK_A_CLASSES), width=profile.width)
-        history = train.fit(model, X, y, epochs=epochs, seed=seed, device=device, **PRETRAIN)
+        if variant == "untrained":
+            model.to(device or get_device())
+            history = train.History()
+        else:
+            history = train.fit(model, X, y, epochs=epochs, seed=seed, device=device, **PRETRAIN)
         # the test images get the same pixel permutation; random labels are tested on true ones
         X_test, _ = _scramble(images.normalize(data["X_test"]), data["y_test"],
                               "shuffled pixels" if variant == "shuffled pixels" else "standard", seed)
@@ -198,6 +208,13 @@ def _task_b_tensors(profile: Profile) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     return images.normalize(data["X"]), data["y"], images.normalize(data["X_test"]), data["y_test"]
 
 
+def pretraining_seed(n_task_a: int | None, seed: int) -> int | None:
+    """The seed of the pre-trained net a run of ``seed`` starts from (None: no pre-training)."""
+    if n_task_a is None:
+        return None
+    return seed if n_task_a <= PER_SEED_PRETRAIN_MAX else 0
+
+
 def cached_run(profile: Profile, strategy: str, n_b: int, seed: int, n_task_a: int | None = None,
                variant: str = "standard", device: torch.device | None = None) -> dict:
     """One fine-tuning run (a RunResult as a dict), loaded from artifacts/ when it was run before.
@@ -207,13 +224,15 @@ def cached_run(profile: Profile, strategy: str, n_b: int, seed: int, n_task_a: i
     """
     n_task_a = None if strategy == "scratch" else (n_task_a or profile.n_task_a)
     variant = "none" if strategy == "scratch" else variant
+    pretrain_seed = pretraining_seed(n_task_a, seed)
     config = _sweep_config(profile, kind="run", strategy=strategy, n_b=n_b, seed=seed, n_a=n_task_a,
-                           variant=variant)
+                           variant=variant, pretrain_seed=pretrain_seed)
 
     def build() -> dict:
         pretrained = None
         if strategy != "scratch":
-            pretrained, _ = pretrained_backbone(profile, n_task_a=n_task_a, variant=variant, device=device)
+            pretrained, _ = pretrained_backbone(profile, n_task_a=n_task_a, seed=pretrain_seed, variant=variant,
+                                                device=device)
         X_pool, y_pool, X_test, y_test = _task_b_tensors(profile)
         index = stratified_subset(y_pool, n_b, seed)
         result = fine_tune(strategy, pretrained, X_pool[index], y_pool[index], X_test, y_test, seed,
@@ -288,6 +307,7 @@ def prepare(profile: Profile) -> None:
 def prepare_counterexamples(profile: Profile) -> None:
     """Build notebook 05's image experiments: reversed sizes, the gain map, a useless task A."""
     reversed_sizes(profile)
+    untrained_control(profile)
     grid = gain_grid(profile)
     useless_task_a(profile)
     print(f"images: gain map over N_A {grid['n_a']} x N_B {grid['n_b']} built")
@@ -313,9 +333,6 @@ def main(argv: list[str] | None = None) -> None:
     print(json.dumps({k: v for k, v in report.items() if k != "runs"}, indent=1))
 
 
-if __name__ == "__main__":
-    main()
-
 
 def gain_grid(profile: Profile, device: torch.device | None = None) -> dict:
     """Transfer gain of "all layers" over scratch on a grid of task-A sizes x task-B sizes.
@@ -331,6 +348,13 @@ def gain_grid(profile: Profile, device: torch.device | None = None) -> dict:
         rows += tuned
         gain[i] = torch.stack([transfer_gain(scratch + tuned, size_b).mean() for size_b in n_b])
     return {"n_a": list(n_a), "n_b": list(n_b), "gain": gain, "rows": rows}
+
+
+def untrained_control(profile: Profile, n_b: int = 1_000, device: torch.device | None = None) -> list[dict]:
+    """The noise floor of ``reversed_sizes``: the same transfer path (head replaced, all layers
+    fine-tuned) from a network that was never trained, so it differs from scratch only by the
+    draw of its random weights; rows for "scratch" and "all layers"."""
+    return run_grid(profile, ("scratch", "all layers"), (n_b,), profile.seeds, 100, "untrained", device)
 
 
 def useless_task_a(profile: Profile, variant: str = "shuffled pixels", n_b: int = 100,
@@ -375,3 +399,7 @@ def frozen_in_train_mode(profile: Profile, properly: bool, n_b: int = 100, seed:
     accuracy = train.accuracy(model, train.to_device(X_test, device), y_test.to(device))
     return {"batchnorm_drift": batchnorm_drift({k: v.to(device) for k, v in before.items()}, model),
             "accuracy": accuracy}
+
+
+if __name__ == "__main__":
+    main()

@@ -39,6 +39,26 @@ def test_sweep_rows_and_figures(tiny):
     assert experiments.transfer_gain(rows, 20).shape == (2,)
 
 
+def test_small_task_a_is_pretrained_once_per_seed_and_the_big_one_once():
+    assert experiments.pretraining_seed(None, 3) is None  # scratch: nothing pre-trained
+    assert experiments.pretraining_seed(100, 3) == 3
+    assert experiments.pretraining_seed(experiments.PER_SEED_PRETRAIN_MAX + 1, 3) == 0
+
+
+def test_untrained_control_is_not_trained_and_not_scratch(tiny):
+    cpu = torch.device("cpu")
+    untrained, info = experiments.pretrained_backbone(tiny, n_task_a=40, seed=1, variant="untrained", device=cpu)
+    assert info["train_loss"] == [] and info["epochs"] >= 1  # the budget it would have had, not spent
+    trained, _ = experiments.pretrained_backbone(tiny, n_task_a=40, seed=1, device=cpu)
+    torch.manual_seed(1)
+    scratch = type(untrained)(len(experiments.images.TASK_A_CLASSES), width=tiny.width)
+    first = "features.0.0.weight"
+    assert not torch.equal(untrained.state_dict()[first], trained.state_dict()[first])
+    assert not torch.equal(untrained.state_dict()[first], scratch.state_dict()[first])
+    rows = experiments.untrained_control(tiny, n_b=20, device=cpu)
+    assert {(r["strategy"], r["variant"]) for r in rows} == {("scratch", "none"), ("all layers", "untrained")}
+
+
 def test_unknown_task_a_variant_is_an_error(tiny):
     with pytest.raises(ValueError, match="unknown task-A variant"):
         experiments.pretrained_backbone(tiny, variant="upside down")
