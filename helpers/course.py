@@ -5,6 +5,8 @@
     python -m helpers.course strip [NOTEBOOK ...]         # remove outputs in place (authors)
     python -m helpers.course table                        # print build/results.json
     python -m helpers.course check-nbval REPORT.xml       # every notebook cell ran under nbval
+    python -m helpers.course site                         # build/html/index.html (after run)
+    python -m helpers.course student                      # build/student/: workshop editions
 
 ``run`` executes each notebook in order in a fresh kernel of this Python, saves the executed
 copy to build/notebooks/ and an HTML page to build/html/, and stops at the first failing cell
@@ -30,6 +32,8 @@ from helpers import config, results
 
 NOTEBOOK_PATTERN = "[0-9][0-9]_*.ipynb"  # ordered course notebooks: 00_start_here.ipynb, ...
 DEFAULT_CELL_TIMEOUT = 1800  # seconds one cell may run under `run`
+SOLUTION_TAG = "solution"  # cells with this tag hold an exercise's solution: left out of student editions
+INSTRUCTOR_GUIDE = "instructor_guide.md"  # in notebooks/, copied beside the student editions
 
 
 class NotebookError(RuntimeError):
@@ -202,11 +206,72 @@ def resolve_notebooks(names: list[str]) -> list[Path]:
     return paths
 
 
+def student_edition(nb: NotebookNode) -> NotebookNode:
+    """A copy of ``nb`` for learners: no solution cells, no outputs, exercise stubs kept."""
+    edition = nbformat.from_dict(nb)  # a deep copy
+    edition.cells = [cell for cell in edition.cells if SOLUTION_TAG not in cell.get("metadata", {}).get("tags", [])]
+    for cell in code_cells(edition):
+        cell.outputs = []
+        cell.execution_count = None
+    return edition
+
+
+def write_student_editions(paths: list[Path], out: Path | None = None) -> list[Path]:
+    """Write build/student/NN_*.ipynb and the instructor guide (with measured run times)."""
+    out = out or config.build_dir() / "student"
+    written = []
+    for path in paths:
+        nb = nbformat.read(path, as_version=4)
+        if not any(SOLUTION_TAG in c.get("metadata", {}).get("tags", []) for c in nb.cells) and any(
+                first_source_line(c).startswith("# Solution") for c in code_cells(nb)):
+            raise NotebookError(f"{path.name} has a '# Solution' cell without the {SOLUTION_TAG!r} tag: "
+                                "tag it (View > Cell toolbar, or the notebook's JSON) so it is left out")
+        target = out / path.name
+        results.atomic_write_text(target, nbformat.writes(student_edition(nb)))
+        written.append(target)
+    guide = notebooks_dir() / INSTRUCTOR_GUIDE
+    if guide.exists():
+        text = guide.read_text(encoding="utf-8") + measured_times_section()
+        target = out / INSTRUCTOR_GUIDE
+        results.atomic_write_text(target, text)
+        written.append(target)
+    return written
+
+
+def measured_times_section() -> str:
+    """A markdown table of the last `run`'s time per notebook ('' when there was none)."""
+    timings_file = config.build_dir() / "timings.json"
+    if not timings_file.exists():
+        return ""
+    timings = json.loads(timings_file.read_text())
+    rows = "".join(f"| {name} | {seconds:.0f} s |\n" for name, seconds in timings.get("seconds", {}).items())
+    return (f"\n## Measured on the machine that built this edition (profile {timings.get('profile')})\n\n"
+            "| Notebook | Code run time |\n|---|---|\n" + rows)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    """Execute the notebooks in order, then print the results table."""
+    """Execute the notebooks in order, build the site's index, then print the results table."""
+    from helpers import site
+
     profile = config.get_profile(args.profile).name
     run_course(resolve_notebooks(args.notebooks), profile, args.timeout)
     print(f"\nResults ({results.results_path()}):\n{results.format_table(results.load_results())}")
+    print(f"Site: {site.build_site()}")
+    return 0
+
+
+def cmd_site(args: argparse.Namespace) -> int:
+    """Build build/html/index.html from what `run` left in build/."""
+    from helpers import site
+
+    print(f"Site: {site.build_site(resolve_notebooks(args.notebooks))} (open it in a browser)")
+    return 0
+
+
+def cmd_student(args: argparse.Namespace) -> int:
+    """Write the workshop editions: notebooks without solutions, and the instructor guide."""
+    for path in write_student_editions(resolve_notebooks(args.notebooks)):
+        print(f"wrote {path}")
     return 0
 
 
@@ -255,8 +320,10 @@ def build_parser() -> argparse.ArgumentParser:
     strip = sub.add_parser("strip", help="remove outputs and execution counts in place")
     nbval = sub.add_parser("check-nbval", help="exit 1 unless every code cell passed in a junit report")
     nbval.add_argument("report", help="the XML file written by pytest --junitxml")
+    site = sub.add_parser("site", help="build build/html/index.html: course map, pages, results")
+    student = sub.add_parser("student", help="write build/student/: notebooks without solutions + guide")
     for command, func in ((run, cmd_run), (clean, cmd_check_clean), (strip, cmd_strip),
-                          (nbval, cmd_check_nbval)):
+                          (nbval, cmd_check_nbval), (site, cmd_site), (student, cmd_student)):
         command.add_argument("notebooks", nargs="*", help="default: every notebooks/NN_*.ipynb")
         command.set_defaults(func=func)
     sub.add_parser("table", help="print build/results.json").set_defaults(func=cmd_table)

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from helpers import models, train
 from helpers.config import Profile, artifacts_dir, get_profile
-from helpers.data import cache, images
+from helpers.data import cache, images, real
 from helpers.results import atomic_write_text
 from helpers.runtime import get_device
 
@@ -46,9 +46,37 @@ PRETRAIN_MIN_SAMPLES = 40_000  # a small task A trains for more epochs, so it is
 PER_SEED_PRETRAIN_MAX = 10_000
 
 
+def using_real_data() -> bool:
+    """True when ``TL_DATA=real``: CIFAR-10 and PneumoniaMNIST replace the generated images."""
+    return real.data_source() == "real"
+
+
+def task_a_classes(profile: Profile | None = None) -> tuple[str, ...]:
+    """The names of task A's classes for the current data source."""
+    return tuple(real.image_task_a(profile)["classes"]) if using_real_data() else images.TASK_A_CLASSES
+
+
+def task_b_classes(profile: Profile | None = None) -> tuple[str, ...]:
+    """The names of task B's diagnoses for the current data source."""
+    return tuple(real.image_task_b(profile)["classes"]) if using_real_data() else images.TASK_B_CLASSES
+
+
+def _source_key() -> dict:
+    """Added to every cache key when the data are real, so the two sources never share a cache entry."""
+    return {"source": "real"} if using_real_data() else {}
+
+
 def task_a_data(profile: Profile, n_train: int | None = None, seed: int = 1) -> dict[str, Tensor]:
-    """Task A images (uint8) and labels: ``n_train`` training images and a fixed test set."""
+    """Task A images (uint8) and labels: ``n_train`` training images and a fixed test set.
+
+    With ``TL_DATA=real``: CIFAR-10 in grayscale (its first ``n_train`` training images).
+    """
     n_train = n_train or profile.n_task_a
+    if using_real_data():
+        data = real.image_task_a(profile)
+        if n_train > len(data["y"]):
+            raise ValueError(f"real task A has {len(data['y'])} training images, fewer than {n_train}")
+        return {**data, "X": data["X"][:n_train], "y": data["y"][:n_train]}
     config = {"version": images.GENERATOR_VERSION, "task": "A", "n": n_train, "seed": seed,
               "n_test": profile.n_task_a_test, "size": profile.image_size}
 
@@ -61,7 +89,12 @@ def task_a_data(profile: Profile, n_train: int | None = None, seed: int = 1) -> 
 
 
 def task_b_data(profile: Profile, seed: int = 2) -> dict[str, Tensor]:
-    """Task B (simulated radiographs): a training pool to draw N_B from and a fixed test set."""
+    """Task B (simulated radiographs): a training pool to draw N_B from and a fixed test set.
+
+    With ``TL_DATA=real``: PneumoniaMNIST (real chest X-rays, normal or pneumonia).
+    """
+    if using_real_data():
+        return real.image_task_b(profile)
     config = {"version": images.GENERATOR_VERSION, "task": "B", "n": profile.n_task_b_pool,
               "seed": seed, "n_test": profile.n_task_b_test, "size": profile.image_size}
 
@@ -111,7 +144,7 @@ def pretrained_backbone(profile: Profile, n_task_a: int | None = None, seed: int
     epochs = max(profile.pretrain_epochs, -(-PRETRAIN_MIN_SAMPLES // n_task_a))
     config = {"version": EXPERIMENT_VERSION, "data": images.GENERATOR_VERSION, "n": n_task_a, "seed": seed,
               "variant": variant, "epochs": epochs, "width": profile.width, **PRETRAIN,
-              "size": profile.image_size, "n_test": profile.n_task_a_test}
+              "size": profile.image_size, "n_test": profile.n_task_a_test, **_source_key()}
 
     def build() -> dict:
         data = task_a_data(profile, n_task_a)
@@ -119,7 +152,7 @@ def pretrained_backbone(profile: Profile, n_task_a: int | None = None, seed: int
         # before the model is built: its initial weights come from this seed ("untrained", the
         # control of notebook 05, is never trained and must not share scratch's initial weights)
         torch.manual_seed(seed + (10_000 if variant == "untrained" else 0))
-        model = models.ImageNet(len(images.TASK_A_CLASSES), width=profile.width)
+        model = models.ImageNet(len(task_a_classes(profile)), width=profile.width)
         if variant == "untrained":
             model.to(device or get_device())
             history = train.History()
@@ -135,7 +168,7 @@ def pretrained_backbone(profile: Profile, n_task_a: int | None = None, seed: int
                 "epochs": epochs}
 
     payload = cache.load_or_build("pretrained_images", config, build, root=artifacts_dir())
-    model = models.ImageNet(len(images.TASK_A_CLASSES), width=profile.width)
+    model = models.ImageNet(len(task_a_classes(profile)), width=profile.width)
     model.load_state_dict(payload["state_dict"])
     info = {k: v for k, v in payload.items() if k != "state_dict"}
     return model, info
@@ -255,7 +288,7 @@ def _sweep_config(profile: Profile, **extra: object) -> dict:
     return {"version": EXPERIMENT_VERSION, "data": images.GENERATOR_VERSION, "recipe": RECIPE,
             "pretrain": PRETRAIN, "n_task_a": profile.n_task_a, "epochs_a": profile.pretrain_epochs,
             "pool": profile.n_task_b_pool, "n_test": profile.n_task_b_test, "width": profile.width,
-            "size": profile.image_size, **extra}
+            "size": profile.image_size, **_source_key(), **extra}
 
 
 def sweep(profile: Profile, device: torch.device | None = None) -> list[dict]:
@@ -385,7 +418,7 @@ def frozen_in_train_mode(profile: Profile, properly: bool, n_b: int = 100, seed:
     """
     device = device or get_device()
     pretrained, _ = pretrained_backbone(profile, device=device)
-    model = new_target_model("all layers", pretrained, len(images.TASK_B_CLASSES), profile.width, seed)
+    model = new_target_model("all layers", pretrained, len(task_b_classes(profile)), profile.width, seed)
     if properly:
         models.freeze(model.features)
     else:

@@ -578,6 +578,9 @@ def speech_task_a(profile: Profile | None = None, dtype: torch.dtype = torch.flo
     ``X_test``/``y_test`` (held-out voice variants), ``words`` (the vocabulary) and
     ``examples`` (``audio`` int16 [k, 16000], ``labels``) to listen to.
     """
+    from helpers.data import real  # lazily: TL_DATA=real serves the fetched Speech Commands instead
+    if real.data_source() == "real":
+        return real.speech_task_a(profile, dtype, workers)
     config = _task_a_config(profile or get_profile())
     with _synthesis_pool(workers) as pool:
         payload = load_or_build("speech_task_a", config, lambda: _build_task_a(config, pool))
@@ -705,6 +708,9 @@ def wake_word_task(profile: Profile | None = None, n_positives: int | None = Non
     window, see helpers.detection.best_window_scores), ``y_test``, ``kind_test`` (with
     confusable_test: phrases never seen in training). Also ``window_frames`` and ``examples``.
     """
+    from helpers.data import real  # lazily: TL_DATA=real serves the fetched Speech Commands instead
+    if real.data_source() == "real":
+        return real.wake_word_task(profile, n_positives, seed, dtype, workers)
     profile = profile or get_profile()
     n_positives = profile.speech_positives_b if n_positives is None else n_positives
     train_config = _wake_train_config(profile, n_positives, seed)
@@ -804,6 +810,9 @@ def negative_stream(profile: Profile | None = None, dtype: torch.dtype = torch.f
     ``features`` [40, frames] (100 frames per second: a window of the wake-word model is
     ``features[:, t:t + window_frames]``), ``hours`` and ``frame_rate``.
     """
+    from helpers.data import real  # lazily: TL_DATA=real serves the fetched Speech Commands instead
+    if real.data_source() == "real":
+        return real.negative_stream(profile, dtype, workers)
     config = _stream_config(profile or get_profile())
     with _synthesis_pool(workers) as pool:
         payload = load_or_build("speech_negative_stream", config,
