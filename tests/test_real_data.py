@@ -326,3 +326,27 @@ def test_fetch_real_command(env: LoopbackServer, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setitem(real.SOURCES, "pneumoniamnist", missing)
     assert script.main(["images", "--profile", "quick"]) == 1
     assert "error: cannot download" in capsys.readouterr().err
+
+
+def test_the_image_experiments_run_on_real_data_end_to_end(env: LoopbackServer, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """TL_DATA=real: download (loopback), convert, pre-train on CIFAR-10, fine-tune on PneumoniaMNIST."""
+    from helpers import experiments
+
+    cpu = torch.device("cpu")
+    real.fetch("cifar10"), real.fetch("pneumoniamnist")
+    monkeypatch.setenv("TL_DATA", "real")
+    monkeypatch.setenv("TL_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
+    monkeypatch.setattr(experiments, "PRETRAIN_MIN_SAMPLES", 20)
+    monkeypatch.setitem(experiments.RECIPE, "min_samples", 8)
+    monkeypatch.setitem(experiments.RECIPE, "max_samples", 8)
+    profile = replace_profile(IMAGE_PROFILE, n_task_a=7, pretrain_epochs=1, width=4, seeds=(0,))
+    assert experiments.task_a_classes(profile) == tuple(CIFAR_CLASSES)
+    assert experiments.task_b_classes(profile) == ("normal", "pneumonia")
+    model, info = experiments.pretrained_backbone(profile, device=cpu)
+    assert model.head.out_features == 10 and info["n_task_a"] == 7
+    row = experiments.cached_run(profile, "all layers", 2, 0, device=cpu)
+    assert 0.0 <= row["accuracy"] <= 1.0
+    key_real = experiments._sweep_config(profile)
+    monkeypatch.setenv("TL_DATA", "synthetic")  # the two sources never share a cached network
+    assert key_real["source"] == "real" and "source" not in experiments._sweep_config(profile)
