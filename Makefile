@@ -35,10 +35,12 @@ if [ -z "$$profile" ]; then \
 fi
 endef
 
-.PHONY: help setup run lab test clean
+.PHONY: help setup run site student lab test clean
 
 help:
 	@echo "make run    execute every notebook into $(BUILD)/notebooks and $(BUILD)/html, print the results"
+	@echo "make site   build $(BUILD)/html/index.html from the last run (make run builds it too)"
+	@echo "make student  workshop editions without solutions, and the instructor guide, in $(BUILD)/student"
 	@echo "make lab    open JupyterLab on notebooks/ (extra options: LAB_ARGS='--port 8899')"
 	@echo "make test   ruff, notebook hygiene, unit tests, then nbval on every notebook (quick profile)"
 	@echo "make clean  remove $(BUILD)/ and tool caches (keeps data/, artifacts/ and $(VENV))"
@@ -71,6 +73,14 @@ run: setup
 	$(RUN_ENV) $(PY) data_scripts/prepare.py --profile $$profile; \
 	$(RUN_ENV) $(PY) -m helpers.course run --profile $$profile
 
+# The executed course as pages under $(BUILD)/html (index.html opens from the file system).
+site: setup
+	$(PY) -m helpers.course site
+
+# Workshop editions: $(BUILD)/student/ holds the notebooks without solutions + the instructor guide.
+student: setup
+	$(PY) -m helpers.course student
+
 lab: setup
 	@$(resolve_profile); \
 	echo "make: JupyterLab with TL_PROFILE=$$profile"; \
@@ -80,13 +90,15 @@ lab: setup
 test: setup
 	$(PY) -m ruff check .
 	$(PY) -m helpers.course check-clean
-	$(RUN_ENV) $(PY) -m pytest tests -q -n 2
+	$(RUN_ENV) $(PY) -m pytest tests -q -n 2 -m "not browser and not needs_data"
 	$(RUN_ENV) TL_PROFILE=quick $(PY) data_scripts/prepare.py --profile quick
 	mkdir -p $(BUILD)
 	$(RUN_ENV) TL_PROFILE=quick TL_THREADS=1 $(PY) -m pytest --nbval-lax --nbval-current-env \
 	  --nbval-cell-timeout=600 -n 2 --dist loadfile -p no:cacheprovider \
 	  --junitxml=$(BUILD)/nbval.xml notebooks/
 	$(PY) -m helpers.course check-nbval $(BUILD)/nbval.xml
+	$(RUN_ENV) TL_PROFILE=quick $(PY) -m pytest tests/test_editions.py tests/test_browser.py -q -m "needs_data or browser" \
+	  -p no:cacheprovider
 
 clean:
 	rm -rf $(BUILD) .pytest_cache .ruff_cache

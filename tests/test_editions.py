@@ -102,7 +102,7 @@ def test_student_notebook_stops_at_the_first_exercise(tmp_path):
     client = NotebookClient(student, timeout=600, kernel_name="python3",
                             resources={"metadata": {"path": str(tmp_path)}})
     with pytest.raises(CellExecutionError) as error:
-        client.execute(env={**os.environ, "TL_PROFILE": "quick"})
+        client.execute(env={**os.environ, "TL_PROFILE": "quick", "TL_BUILD_DIR": str(tmp_path / "build")})
     assert error.value.ename == "NotImplementedError"
     assert "Exercise 1" in error.value.evalue
 
