@@ -1,6 +1,11 @@
 """Speech data: eSpeak synthesis, augmentation, features, voice split and the cached sets."""
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -198,3 +203,33 @@ def test_wav_round_trip(tmp_path: Path) -> None:
     path = speech.save_wav(tmp_path / "sine.wav", audio)
     back, rate = speech.load_wav(path)
     assert rate == speech.SAMPLE_RATE and np.allclose(back, audio.numpy(), atol=1e-4)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux only")
+def test_workers_end_when_their_parent_is_killed(tmp_path: Path) -> None:
+    """A synthesis pool's workers do not outlive a parent killed with SIGKILL (Ctrl-C twice, OOM)."""
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import os, time\n"
+        "from helpers.data.espeak import SynthesisPool\n"
+        "def worker_pid(_):\n"
+        "    time.sleep(0.05)\n"
+        "    return os.getpid()\n"
+        "if __name__ == '__main__':\n"
+        "    pool = SynthesisPool(workers=2)\n"
+        "    print(*sorted(set(pool.apply(worker_pid, range(16)))), flush=True)\n"
+        "    time.sleep(120)\n")
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        pids = [int(pid) for pid in parent.stdout.readline().split()]
+        assert pids and parent.pid not in pids
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(timeout=30)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in pids):
+            time.sleep(0.2)
+        alive = [pid for pid in pids if Path(f"/proc/{pid}").exists()
+                 and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]]
+        assert not alive, f"worker processes {alive} outlived their parent"
+    finally:
+        parent.kill()

@@ -13,6 +13,8 @@ from __future__ import annotations
 import ctypes
 import multiprocessing
 import os
+import signal
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -198,10 +200,25 @@ def synthesize_int16(job: Utterance) -> np.ndarray:
     return np.clip(np.round(audio * 32768.0), -32768, 32767).astype(np.int16)
 
 
-def _one_thread_per_worker() -> None:
+def _one_thread_per_worker(parent_pid: int | None = None) -> None:
     # Set before a task imports torch: N workers x N threads each would oversubscribe the cores.
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[name] = "1"
+    if parent_pid is not None:
+        _exit_with_parent(parent_pid)
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """Linux: end this worker when its parent dies, even by SIGKILL (no orphaned workers)."""
+    if not sys.platform.startswith("linux"):
+        return  # elsewhere the executor's own shutdown (the context manager) ends the workers
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: SIGTERM when the parent exits
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def default_workers() -> int:
@@ -225,7 +242,7 @@ class SynthesisPool:
             # 'spawn' is safe with torch's threads already running in the parent (fork is not);
             # an executor, unlike multiprocessing.Pool, fails instead of hanging when a worker dies.
             self._pool = ProcessPoolExecutor(self.workers, multiprocessing.get_context("spawn"),
-                                             initializer=_one_thread_per_worker)
+                                             initializer=_one_thread_per_worker, initargs=(os.getpid(),))
 
     def map(self, jobs: Sequence[Utterance]) -> list[np.ndarray]:
         """Synthesise every job; int16 waveforms at 22,050 Hz, in order."""
