@@ -214,7 +214,9 @@ def _exit_with_parent(parent_pid: int) -> None:
         return  # elsewhere the executor's own shutdown (the context manager) ends the workers
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: SIGTERM when the parent exits
+        # PR_SET_PDEATHSIG: SIGTERM when the parent exits. Strictly, when the parent *thread* that
+        # started this worker exits: the pool is used from the thread that made it (see map).
+        libc.prctl(1, signal.SIGTERM)
     except (OSError, AttributeError):
         return
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
