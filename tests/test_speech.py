@@ -87,6 +87,18 @@ def test_add_noise_takes_one_snr_per_row() -> None:
     assert torch.allclose(_snr_db(clean, speech.add_noise(clean, noise, snr)), snr.double(), atol=1e-3)
 
 
+def test_silent_noise_never_makes_nan() -> None:
+    """Babble cut from a silent stretch is all zeros: no SNR to set, and never NaN features."""
+    clean, noise = torch.randn(2, 8_000), torch.randn(2, 8_000)
+    noise[1] = 0
+    mixed = speech.add_noise(clean, noise, 10.0)
+    assert torch.isfinite(mixed).all() and torch.equal(mixed[1], clean[1])
+    rng, generator = np.random.default_rng(0), torch.Generator().manual_seed(0)
+    silent_donors = torch.zeros(3, 8_000)  # every babble row is silent
+    audio = speech._add_background(torch.randn(16, 8_000), silent_donors, rng, speech.Augment(), generator)
+    assert torch.isfinite(audio).all() and (speech.power(audio) > 0).all()
+
+
 def test_reverb_keeps_length_and_level() -> None:
     generator = torch.Generator().manual_seed(1)
     dry = torch.randn(4, 16_000, generator=generator)

@@ -37,7 +37,7 @@ from helpers.data import espeak
 from helpers.data.cache import load_or_build
 from helpers.data.espeak import R, SynthesisPool, T, Utterance
 
-VERSION = 1  # bump when the generator changes: every cached speech set is rebuilt
+VERSION = 2  # bump when the generator changes: every cached speech set is rebuilt
 SAMPLE_RATE = 16_000  # Hz, after resampling eSpeak's 22,050 Hz
 N_MELS = 40
 N_FFT = 400  # 25-ms analysis window
@@ -192,10 +192,13 @@ def power(x: torch.Tensor) -> torch.Tensor:
 def add_noise(clean: torch.Tensor, noise: torch.Tensor, snr_db: float | torch.Tensor) -> torch.Tensor:
     """``clean + g * noise`` with the gain g that makes the SNR exactly ``snr_db`` (per row).
 
-    The SNR is 10 log10(mean(clean^2) / mean((g noise)^2)), over the whole window.
+    The SNR is 10 log10(mean(clean^2) / mean((g noise)^2)), over the whole window. A row of
+    noise that is all zeros has no SNR to set: its clean row is returned unchanged (not NaN).
     """
     snr = torch.as_tensor(snr_db, dtype=torch.float64)
-    gain = torch.sqrt(power(clean) / (power(noise) * 10 ** (snr / 10)))
+    noise_power = power(noise)
+    gain = torch.sqrt(power(clean) / (noise_power.clamp_min(1e-300) * 10 ** (snr / 10)))
+    gain = torch.where(noise_power > 0, gain, torch.zeros_like(gain))
     return clean + gain.to(clean.dtype).unsqueeze(-1) * noise
 
 
@@ -419,6 +422,9 @@ def _add_background(speech: torch.Tensor, donors: torch.Tensor, rng: np.random.G
                     augment: Augment, generator: torch.Generator) -> torch.Tensor:
     noise = make_noise(rng.choice(NOISE_KINDS, size=len(speech)), speech.shape[-1], donors, rng,
                        generator)
+    dead = power(noise) == 0  # e.g. babble cut from the exact-zero silence between donors' words
+    if dead.any():
+        noise[dead] = torch.randn(int(dead.sum()), noise.shape[-1], generator=generator)
     silent = power(speech) == 0  # noise-only clips: an SNR means nothing, set a level instead
     audio = add_noise(speech, noise, torch.as_tensor(rng.uniform(*augment.snr_db, size=len(speech))))
     levels = torch.as_tensor(rng.uniform(*augment.noise_only_dbfs, size=len(speech)))
