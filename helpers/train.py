@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import torch
@@ -50,15 +50,45 @@ def batches(n: int, batch_size: int, generator: torch.Generator | None, device: 
     return order.split(batch_size)
 
 
+Augment = Callable[[Tensor, torch.Generator], Tensor]
+
+
+def random_shift_flip(X: Tensor, generator: torch.Generator, max_shift: int = 4, flip: bool = True) -> Tensor:
+    """A batch of images [n, c, h, w] shifted and mirrored at random: data augmentation.
+
+    The whole batch moves by one random offset of up to ``max_shift`` pixels in each direction
+    (the uncovered border is filled by reflection), and with ``flip`` each image is mirrored
+    left-right with probability 1/2. Random draws come from ``generator`` (a CPU generator), so a seed gives the
+    same augmentation on any device. Only for labels that survive a shift and a mirror image.
+    """
+    if X.dim() != 4:
+        raise ValueError(f"random_shift_flip expects images [n, c, h, w], got shape {tuple(X.shape)}")
+    if not 0 <= max_shift < min(X.shape[-2:]):
+        raise ValueError(f"max_shift must be between 0 and the image size - 1, got {max_shift}")
+    h, w = X.shape[-2:]
+    if max_shift:
+        dx, dy = torch.randint(0, 2 * max_shift + 1, (2,), generator=generator).tolist()
+        X = nn.functional.pad(X, (max_shift,) * 4, mode="reflect")[:, :, dy:dy + h, dx:dx + w]
+    if flip:
+        mirrored = (torch.rand(len(X), generator=generator) < 0.5).to(X.device).view(-1, 1, 1, 1)
+        X = torch.where(mirrored, X.flip(3), X)
+    return X.contiguous(memory_format=torch.channels_last)
+
+
 def train_one_epoch(model: nn.Module, X: Tensor, y: Tensor, optimizer: torch.optim.Optimizer,
                     scheduler: torch.optim.lr_scheduler.LRScheduler, batch_size: int,
-                    generator: torch.Generator, label_smoothing: float = 0.0) -> float:
-    """One pass over (X, y) in shuffled batches; returns the mean training loss."""
+                    generator: torch.Generator, label_smoothing: float = 0.0,
+                    augment: Augment | None = None) -> float:
+    """One pass over (X, y) in shuffled batches; returns the mean training loss.
+
+    augment: applied to each batch of inputs (with ``generator``) before the forward pass.
+    """
     model.train()
     losses, device = [], X.device
     for index in batches(len(X), batch_size, generator, device):
+        inputs = X[index] if augment is None else augment(X[index], generator)
         with autocast(device):
-            loss = nn.functional.cross_entropy(model(X[index]), y[index], label_smoothing=label_smoothing)
+            loss = nn.functional.cross_entropy(model(inputs), y[index], label_smoothing=label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -99,12 +129,14 @@ def make_optimizer(params: Iterable[nn.Parameter] | list[dict], lr: float, weigh
 def fit(model: nn.Module, X: Tensor, y: Tensor, *, epochs: int, lr: float = 2e-3, batch_size: int = 64,
         weight_decay: float = 5e-4, params: Iterable[nn.Parameter] | list[dict] | None = None,
         X_val: Tensor | None = None, y_val: Tensor | None = None, seed: int = 0,
-        device: torch.device | None = None, label_smoothing: float = 0.0, progress: bool = True) -> History:
+        device: torch.device | None = None, label_smoothing: float = 0.0, progress: bool = True,
+        augment: Augment | None = None) -> History:
     """Train ``model`` on (X, y) for ``epochs`` epochs and return its History.
 
     params: the parameters (or parameter groups with their own ``lr``) to optimise; default all
     that require gradients. With (X_val, y_val) the weights of the best validation epoch are
-    restored at the end. Ctrl-C stops training and keeps the best model so far.
+    restored at the end. Ctrl-C stops training and keeps the best model so far. augment: a
+    function (batch, generator) -> batch applied while training, e.g. ``random_shift_flip``.
     """
     device = device or get_device()
     model.to(device).to(memory_format=torch.channels_last)
@@ -117,7 +149,7 @@ def fit(model: nn.Module, X: Tensor, y: Tensor, *, epochs: int, lr: float = 2e-3
     try:
         for epoch in tqdm(range(epochs), desc="epochs", disable=not progress, leave=False):
             history.train_loss.append(train_one_epoch(model, X, y, optimizer, scheduler, batch_size,
-                                                      generator, label_smoothing))
+                                                      generator, label_smoothing, augment))
             if X_val is not None and y_val is not None:
                 best = _track_best(model, history, accuracy(model, to_device(X_val, device), y_val), epoch, best)
     except KeyboardInterrupt:

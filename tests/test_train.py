@@ -1,4 +1,5 @@
 """The training engine: fit, history, best-weights restore, Ctrl-C, cached features."""
+import pytest
 import torch
 from torch import nn
 
@@ -72,3 +73,43 @@ def test_autocast_is_off_on_cpu():
     with train.autocast(CPU):
         out = nn.Linear(4, 4)(torch.randn(2, 4))
     assert out.dtype == torch.float32
+
+
+def test_random_shift_flip_moves_and_mirrors_images_reproducibly():
+    X = torch.arange(4 * 8 * 8, dtype=torch.float32).view(4, 1, 8, 8)
+    out = train.random_shift_flip(X, torch.Generator().manual_seed(3), max_shift=2)
+    again = train.random_shift_flip(X, torch.Generator().manual_seed(3), max_shift=2)
+    assert out.shape == X.shape and torch.equal(out, again)
+    assert not torch.equal(out, X)
+    # no shift, no mirror: the images are unchanged
+    assert torch.equal(train.random_shift_flip(X, torch.Generator().manual_seed(0), max_shift=0, flip=False), X)
+    # a shift of zero keeps each image or its exact mirror image
+    mirrored = train.random_shift_flip(X, torch.Generator().manual_seed(1), max_shift=0)
+    for image, result in zip(X, mirrored):
+        assert torch.equal(result, image) or torch.equal(result, image.flip(2))
+    # every shifted image is a window of its reflect-padded original
+    padded = nn.functional.pad(X, (2, 2, 2, 2), mode="reflect")
+    shifted = train.random_shift_flip(X, torch.Generator().manual_seed(7), max_shift=2, flip=False)
+    windows = {(dy, dx) for dy in range(5) for dx in range(5)
+               if torch.equal(padded[:, :, dy:dy + 8, dx:dx + 8], shifted)}
+    assert len(windows) == 1
+
+
+def test_random_shift_flip_rejects_bad_input():
+    with pytest.raises(ValueError, match="images"):
+        train.random_shift_flip(torch.zeros(4, 8), torch.Generator())
+    with pytest.raises(ValueError, match="max_shift"):
+        train.random_shift_flip(torch.zeros(2, 1, 8, 8), torch.Generator(), max_shift=8)
+
+
+def test_fit_applies_augment_to_training_batches_only():
+    X, y = separable_data(64)
+    seen = []
+
+    def augment(batch, generator):
+        seen.append(len(batch))
+        return batch + 0.0
+    torch.manual_seed(0)
+    train.fit(nn.Linear(10, 2), X, y, epochs=2, batch_size=16, device=CPU, progress=False,
+              augment=augment, X_val=X, y_val=y)
+    assert seen == [16] * 8  # 4 batches x 2 epochs; validation is not augmented
