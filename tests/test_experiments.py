@@ -88,3 +88,21 @@ def test_pretraining_is_reproducible_from_its_seed(tiny, tmp_path, monkeypatch):
     second, _ = experiments.pretrained_backbone(tiny, device=torch.device("cpu"))
     for a, b in zip(first.state_dict().values(), second.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_pretraining_augments_task_a_but_fine_tuning_does_not(tiny, monkeypatch):
+    from helpers import train
+    calls = []
+    real = train.random_shift_flip
+
+    def counting(X, generator, **kwargs):
+        calls.append((len(X), kwargs))
+        return real(X, generator, **kwargs)
+    monkeypatch.setattr(train, "random_shift_flip", counting)
+    experiments.pretrained_backbone(tiny, device=torch.device("cpu"))
+    assert calls and all(kwargs == experiments.PRETRAIN_AUGMENT for _, kwargs in calls)
+    assert sum(n for n, _ in calls) == tiny.n_task_a * max(tiny.pretrain_epochs, 400 // tiny.n_task_a)
+    calls.clear()
+    experiments.cached_run(tiny, "scratch", 20, seed=0, device=torch.device("cpu"))
+    experiments.cached_run(tiny, "all layers", 20, seed=0, device=torch.device("cpu"))  # pre-trained: cached
+    assert calls == []
