@@ -245,3 +245,14 @@ def test_workers_end_when_their_parent_is_killed(tmp_path: Path) -> None:
         assert not alive, f"worker processes {alive} outlived their parent"
     finally:
         parent.kill()
+
+
+def test_more_positive_speakers_for_a_bigger_wake_word_set() -> None:
+    split = speech.voice_split()
+    few = speech.positive_speakers(split, seed=0)
+    many = speech.positive_speakers(split, seed=0, n=5 * speech.N_POSITIVE_SPEAKERS)
+    assert len(set(few)) == speech.N_POSITIVE_SPEAKERS and len(set(many)) == 5 * speech.N_POSITIVE_SPEAKERS
+    assert all(variant in split.train_variants for _, variant in many)
+    profile = get_profile("quick")
+    assert speech._wake_train_config(profile, 100, 0)["speakers"] == speech.N_POSITIVE_SPEAKERS
+    assert speech._wake_train_config(profile, 500, 0, n_speakers=40)["speakers"] == 40

@@ -658,16 +658,17 @@ def positive_speakers(split: VoiceSplit, seed: int, n: int = N_POSITIVE_SPEAKERS
     return [(str(v), str(w)) for v, w in zip(voices, variants)]
 
 
-def _wake_train_config(profile: Profile, n_positives: int, seed: int) -> dict[str, Any]:
+def _wake_train_config(profile: Profile, n_positives: int, seed: int,
+                       n_speakers: int = N_POSITIVE_SPEAKERS) -> dict[str, Any]:
     return {"version": VERSION, "positives": n_positives, "negatives": profile.speech_negatives_b,
             "words": profile.speech_words_a, "seconds": WINDOW_B_S, "n_mels": N_MELS, "hop": HOP,
             "test_variants": N_TEST_VARIANTS, "augment": asdict(AUGMENT), "seed": seed,
-            "mix": NEGATIVE_MIX, "speakers": N_POSITIVE_SPEAKERS}
+            "mix": NEGATIVE_MIX, "speakers": n_speakers}
 
 
 def _build_wake_train(config: dict[str, Any], pool: LazyPool) -> dict[str, Any]:
     split, rng = voice_split(config["test_variants"]), _rng(config["seed"], "B-train")
-    chosen = positive_speakers(split, config["seed"])
+    chosen = positive_speakers(split, config["seed"], config["speakers"])
     others = [s for s in split.speakers("train") if s not in chosen]
     counts = {"positive": config["positives"], **_counts(config["negatives"], NEGATIVE_MIX)}
     speakers = {"positive": chosen, "same_voice": chosen, "other": others}
@@ -703,11 +704,12 @@ def _build_wake_test(config: dict[str, Any], pool: LazyPool) -> dict[str, Any]:
 
 
 def wake_word_task(profile: Profile | None = None, n_positives: int | None = None, seed: int = 0,
-                   dtype: torch.dtype = torch.float32, workers: int | None = None
-                   ) -> dict[str, Any]:
+                   dtype: torch.dtype = torch.float32, workers: int | None = None,
+                   n_speakers: int = N_POSITIVE_SPEAKERS) -> dict[str, Any]:
     """Task B, the wake-word detector ("hey nova"): a small training set and a fixed test set.
 
-    Training (``seed`` picks the few positive speakers and the clips): ``X_train`` [n, 1, 40, 148]
+    Training (``seed`` picks the ``n_speakers`` positive speakers — "a few voices" by default —
+    and the clips; real data ignores ``n_speakers``): ``X_train`` [n, 1, 40, 148]
     (1.5-s windows), ``y_train`` (1 = wake word), ``kind_train`` (positive, word, oov,
     confusable, same_voice, speech_crop, noise). Test, on held-out voice variants and the same
     for every seed: ``X_test`` [m, 1, 40, 298] (3-s contexts; score each by its best 1.5-s
@@ -719,7 +721,7 @@ def wake_word_task(profile: Profile | None = None, n_positives: int | None = Non
         return real.wake_word_task(profile, n_positives, seed, dtype, workers)
     profile = profile or get_profile()
     n_positives = profile.speech_positives_b if n_positives is None else n_positives
-    train_config = _wake_train_config(profile, n_positives, seed)
+    train_config = _wake_train_config(profile, n_positives, seed, n_speakers)
     test_config = _wake_test_config(profile)
     with _synthesis_pool(workers) as pool:
         train = load_or_build("speech_wake_train", train_config,
