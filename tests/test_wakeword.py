@@ -44,14 +44,16 @@ def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict:
     """Temporary data/artifact folders, fake speech data, a 1-epoch recipe; counts task-A loads."""
     monkeypatch.setenv("TL_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("TL_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
-    data, calls = fake_data(), {"task_a": 0, "positives": []}
+    data, calls = fake_data(), {"task_a": 0, "positives": [], "speakers": []}
 
     def task_a(profile: object) -> dict:
         calls["task_a"] += 1
         return data["a"]
 
-    def wake(profile: object, n_positives: int | None = None, seed: int = 0) -> dict:
+    def wake(profile: object, n_positives: int | None = None, seed: int = 0,
+             n_speakers: int = speech.N_POSITIVE_SPEAKERS) -> dict:
         calls["positives"].append(n_positives)
+        calls["speakers"].append(n_speakers)
         return data["b"]
 
     monkeypatch.setattr(speech, "speech_task_a", task_a)
@@ -147,7 +149,8 @@ def test_detector_variants_rows_and_cache(fake: dict, profile: object) -> None:
 
 def test_speech_reversed_plumbing(fake: dict, profile: object) -> None:
     result = wakeword.speech_reversed(profile, seeds=(0, 1))
-    assert fake["calls"]["positives"] == [5 * profile.speech_positives_b]  # 5x the positives
+    assert fake["calls"]["positives"] == [5 * profile.speech_positives_b]  # 5x the positives ...
+    assert fake["calls"]["speakers"] == [5 * speech.N_POSITIVE_SPEAKERS]  # ... from 5x the voices
     assert {(r["arm"], r["seed"]) for r in result["rows"]} == {(a, s) for a in ("all layers", "scratch")
                                                               for s in (0, 1)}
     assert len(result["gain"]) == 2
