@@ -171,13 +171,17 @@ def _track_best(model: nn.Module, history: History, val_accuracy: float, epoch: 
 
 
 @torch.no_grad()
-def cached_features(module: nn.Module, X: Tensor, batch_size: int = 1024,
+def cached_features(module: nn.Module, X: Tensor, batch_size: int | None = None,
                     device: torch.device | None = None) -> Tensor:
     """Run a frozen ``module`` over ``X`` once and return its outputs (on ``device``).
 
     Training a head on these instead of recomputing the frozen backbone every epoch gives the
-    same result for a fraction of the cost (see ``python -m helpers.bench``).
+    same result for a fraction of the cost (see ``python -m helpers.bench``). ``batch_size``
+    defaults to 1,024 on a GPU and 256 on a CPU, where 1,024 images of activations at a time
+    cost fresh memory pages (measured without tcmalloc: 0.24-0.34 s instead of 0.49-0.56 s for
+    3,000 task-A images, with bit-identical features).
     """
     device = device or get_device()
+    batch_size = batch_size or (1024 if device.type == "cuda" else 256)
     module.to(device).to(memory_format=torch.channels_last)
     return predict(module, to_device(X, device), batch_size=batch_size, device=device)
