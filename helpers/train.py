@@ -58,8 +58,9 @@ def random_shift_flip(X: Tensor, generator: torch.Generator, max_shift: int = 4,
 
     The whole batch moves by one random offset of up to ``max_shift`` pixels in each direction
     (the uncovered border is filled by reflection), and with ``flip`` each image is mirrored
-    left-right with probability 1/2. Random draws come from ``generator`` (a CPU generator), so a seed gives the
-    same augmentation on any device. Only for labels that survive a shift and a mirror image.
+    left-right with probability 1/2. Random draws come from ``generator`` (a CPU generator), so
+    a seed gives the same augmentation on any device. Only for labels that survive a shift and a
+    mirror image.
     """
     if X.dim() != 4:
         raise ValueError(f"random_shift_flip expects images [n, c, h, w], got shape {tuple(X.shape)}")
