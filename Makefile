@@ -71,15 +71,15 @@ tcmalloc:
 run: setup
 	@$(resolve_profile); \
 	$(RUN_ENV) $(PY) data_scripts/prepare.py --profile $$profile; \
-	$(RUN_ENV) $(PY) -m helpers.course run --profile $$profile
+	$(RUN_ENV) $(PY) -m helpers.authoring.course run --profile $$profile
 
 # The executed course as pages under $(BUILD)/html (index.html opens from the file system).
 site: setup
-	$(PY) -m helpers.course site
+	$(PY) -m helpers.authoring.course site
 
 # Workshop editions: $(BUILD)/student/ holds the notebooks without solutions + the instructor guide.
 student: setup
-	$(PY) -m helpers.course student
+	$(PY) -m helpers.authoring.course student
 
 lab: setup
 	@$(resolve_profile); \
@@ -89,14 +89,14 @@ lab: setup
 
 test: setup
 	$(PY) -m ruff check .
-	$(PY) -m helpers.course check-clean
+	$(PY) -m helpers.authoring.course check-clean
 	$(RUN_ENV) $(PY) -m pytest tests -q -n 2 -m "not browser and not needs_data"
 	$(RUN_ENV) TL_PROFILE=quick $(PY) data_scripts/prepare.py --profile quick
 	mkdir -p $(BUILD)
 	$(RUN_ENV) TL_PROFILE=quick TL_THREADS=1 $(PY) -m pytest --nbval-lax --nbval-current-env \
 	  --nbval-cell-timeout=600 -n 2 --dist loadfile -p no:cacheprovider \
 	  --junitxml=$(BUILD)/nbval.xml notebooks/
-	$(PY) -m helpers.course check-nbval $(BUILD)/nbval.xml
+	$(PY) -m helpers.authoring.course check-nbval $(BUILD)/nbval.xml
 	$(RUN_ENV) TL_PROFILE=quick $(PY) -m pytest tests/test_editions.py tests/test_browser.py -q -m "needs_data or browser" \
 	  -p no:cacheprovider
 

@@ -28,13 +28,13 @@ print(f"fit on cuda: loss {history.train_loss[0]:.3f} -> {history.train_loss[-1]
 with train.autocast(device):
     print("autocast dtype on cuda:", net(X[:2].to(device)).dtype)
 PY
-step bench 90 python3 -m helpers.bench --json
+step bench 90 python3 -m helpers.authoring.bench --json
 for s in images image-sweep counter-examples; do step "prepare $s" 150 python3 data_scripts/prepare.py --profile full --only $s; done
-step "notebooks 00-03" 150 python3 -m helpers.course run --profile full notebooks/00_start_here.ipynb \
+step "notebooks 00-03" 150 python3 -m helpers.authoring.course run --profile full notebooks/00_start_here.ipynb \
   notebooks/01_pretraining.ipynb notebooks/02_head_replacement.ipynb notebooks/03_last_layer_vs_full.ipynb
 for s in speech speech-models speech-reversed; do step "prepare $s" 120 python3 data_scripts/prepare.py --profile full --only $s; done
-step "notebooks 04-05" 120 python3 -m helpers.course run --profile full notebooks/04_wake_word.ipynb notebooks/05_reversed_sizes.ipynb
-python3 -m helpers.course table
+step "notebooks 04-05" 120 python3 -m helpers.authoring.course run --profile full notebooks/04_wake_word.ipynb notebooks/05_reversed_sizes.ipynb
+python3 -m helpers.authoring.course table
 cp /tmp/tl/build/results.json "$OUT"/results.json 2>/dev/null
 cp /tmp/tl/build/timings.json "$OUT"/timings.json 2>/dev/null
 true

@@ -3,9 +3,9 @@
     python data_scripts/prepare.py --profile quick            # every step
     python data_scripts/prepare.py --profile quick --only images
 
-Each step is a function ``prepare(profile: helpers.config.Profile) -> None`` named as
-"module:function". Steps are load-or-build (helpers.data.cache), so a second run is quick and an
-interrupted one leaves nothing half-written.
+Each step is a function of a ``helpers.config.Profile`` (its return value is ignored), named as
+"module:function" in STEPS below. Steps are load-or-build (helpers.data.cache), so a second run
+is quick and an interrupted one leaves nothing half-written.
 """
 from __future__ import annotations
 
@@ -17,12 +17,12 @@ from collections.abc import Callable
 
 from helpers import config, runtime
 
-# (step name, "module:function") in the order they run. Add one entry per data set, e.g.
-# ("images", "helpers.data.images:prepare"); each function takes a helpers.config.Profile.
+# (step name, "module:function") in the order they run; each function takes a
+# helpers.config.Profile. A new data set or cached experiment gets one entry here.
 STEPS: list[tuple[str, str]] = [
     ("images", "helpers.experiments:prepare"),  # tasks A and B, and the pre-trained image recognizer
     ("image-sweep", "helpers.experiments:sweep"),  # notebook 03: strategies x N_B x seeds
-    ("speech", "helpers.data.speech:prepare"),  # synthesised speech: recognizer data, wake-word sets, streams
+    ("speech", "helpers.data.sources:prepare_speech"),  # recognizer data, wake-word sets, streams (TL_DATA)
     ("speech-models", "helpers.wakeword:prepare_models"),  # the speech recognizer (task A), trained once
     ("counter-examples", "helpers.experiments:prepare_counterexamples"),  # notebook 05, images
     ("speech-reversed", "helpers.wakeword:prepare_reversed"),  # notebook 05, speech

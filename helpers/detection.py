@@ -124,18 +124,30 @@ def best_window_scores(model_fn: ScoreFn, clips: torch.Tensor, window_frames: in
 
 
 # ----------------------------------------------------------------------------- streams
-def count_detections(scores: ArrayLike, threshold: float, hop_s: float,
-                     refractory_s: float = 1.0) -> int:
-    """Detections in a scored stream: a window fires when its score >= ``threshold``, and after a
-    detection the detector stays silent for ``refractory_s`` (one utterance fires once)."""
+def detections(scores: ArrayLike, threshold: float, hop_s: float, refractory_s: float = 1.0) -> np.ndarray:
+    """Indices of the windows where a detector fires: a window's score >= ``threshold``, and after
+    a detection the detector stays silent for ``refractory_s`` (one utterance fires once)."""
     above = np.flatnonzero(_as_numpy(scores) >= threshold)
     gap = max(1, math.ceil(refractory_s / hop_s - 1e-9))  # windows to skip after a detection
-    count, next_allowed = 0, -1
+    fired, next_allowed = [], -1
     for index in above:
         if index >= next_allowed:
-            count += 1
+            fired.append(index)
             next_allowed = index + gap
-    return count
+    return np.asarray(fired, dtype=np.int64)
+
+
+def count_detections(scores: ArrayLike, threshold: float, hop_s: float,
+                     refractory_s: float = 1.0) -> int:
+    """How many times a detector fires on a scored stream (see :func:`detections`)."""
+    return len(detections(scores, threshold, hop_s, refractory_s))
+
+
+def detection_times(scores: ArrayLike, times: ArrayLike, threshold: float, refractory_s: float = 1.0) -> list[float]:
+    """When a detector listening live fires (``times``: evenly spaced, as :func:`stream_scores` gives)."""
+    times = _as_numpy(times)
+    hop = float(times[1] - times[0]) if len(times) > 1 else 1.0
+    return [float(times[i]) for i in detections(scores, threshold, hop, refractory_s)]
 
 
 def _hop(scores: ArrayLike, hours: float, hop_s: float | None) -> float:

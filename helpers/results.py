@@ -1,7 +1,6 @@
 """build/results.json: the figures each notebook measured and asserted."""
 from __future__ import annotations
 
-import fcntl
 import json
 import math
 import os
@@ -9,6 +8,8 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+from filelock import FileLock
 
 from helpers.config import build_dir
 
@@ -26,11 +27,11 @@ def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600 files; outputs are meant to be read by others
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; outputs are meant to be read by others
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -39,16 +40,21 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock beside ``path`` so parallel notebooks merge, not overwrite."""
+    """Hold an exclusive lock beside ``path`` so parallel notebooks merge, not overwrite.
+
+    ``filelock`` locks with flock on Unix and msvcrt on Windows; a second writer waits here.
+    """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(path.with_name(path.name + ".lock"), "a")
+        lock = FileLock(path.with_name(path.name + ".lock"))
+        lock.acquire()
     except OSError as exc:
         raise ResultsError(f"cannot write results under {path.parent}: {exc}. "
                            "Set TL_BUILD_DIR to a writable folder.") from exc
-    with handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    try:
         yield
+    finally:
+        lock.release()
 
 
 def load_results(path: Path | None = None) -> dict[str, dict[str, float]]:

@@ -177,7 +177,7 @@ def cached_features(module: nn.Module, X: Tensor, batch_size: int | None = None,
     """Run a frozen ``module`` over ``X`` once and return its outputs (on ``device``).
 
     Training a head on these instead of recomputing the frozen backbone every epoch gives the
-    same result for a fraction of the cost (see ``python -m helpers.bench``). ``batch_size``
+    same result for a fraction of the cost (see ``python -m helpers.authoring.bench``). ``batch_size``
     defaults to 1,024 on a GPU and 256 on a CPU, where 1,024 images of activations at a time
     cost fresh memory pages (measured without tcmalloc: 0.24-0.34 s instead of 0.49-0.56 s for
     3,000 task-A images, with bit-identical features).

@@ -27,52 +27,39 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from helpers import detection, models, train
+from helpers import detection, models, runs, train
 from helpers.config import Profile, artifacts_dir, get_profile
-from helpers.data import cache, speech
+from helpers.data import cache, sources, speech
+from helpers.data.subsets import stratified_subset
+from helpers.recipes import DetectorRecipe, RecognizerRecipe, ReversedSpeech, experiment_key
 from helpers.runtime import get_device
 
 ARMS = ("frozen + new layers", "all layers", "scratch")
-EXPERIMENT_VERSION = 2  # bump when the recipe or the code of an experiment changes
+EXPERIMENT_VERSION = 3  # bump when the code of an experiment changes (a recipe change re-keys by itself)
 WIDTH = 16  # KeywordNet stem channels: TC-ResNet8, ~66k parameters
 HOP_FRAMES = 10  # the detector looks at a new 1.5-s window every 10 frames (0.1 s)
 FA_PER_HOUR = (1.0, 5.0)  # operating points of the stream evaluation
 REFRACTORY_S = 1.0  # after firing, a detector stays silent this long (one utterance, one alarm)
 
 # Task A, the recognizer: many words, many voices.
-PRETRAIN = {"lr": 3e-3, "weight_decay": 5e-4, "batch_size": 128, "label_smoothing": 0.1}
+PRETRAIN = RecognizerRecipe()
 # One recipe for every arm of the wake-word comparison: the comparison is about initialisation.
-RECIPE = {
-    "hidden": (64, 32),  # widths of the new layers between the encoder and the 2-way output
-    "lr": 2e-3,  # peak learning rate of the one-cycle schedule (AdamW), every trained parameter
-    "weight_decay": 5e-4,
-    "batch_size": 64,  # windows per step
-    "epochs": 20,  # passes over the wake-word training set (~1,600 windows in quick)
-}
+RECIPE = DetectorRecipe()
 # The counter-example: a "10 hours" recognizer (few words, few clips) and a "50 hours" wake-word set.
 # "50 hours" is five times notebook 04's wake-word data: five times the positives, spoken by five
 # times as many voices. (Measured on the standard profile: with the positives from notebook 04's 8
 # voices, scratch could not learn voice-independence from them — EER ~0.30 instead of ~0.165 —
 # and the tiny recognizer's 10 words from many voices made up for it: +3.5 points.)
-REVERSED = {"n_clips_a": 500, "n_words_a": 10, "epochs_a": 40, "positives_factor": 5}
+REVERSED = ReversedSpeech()
 REVERSED_SEEDS = (0, 1, 2, 3, 4)  # EERs vary more between seeds than accuracies: five seeds, not three
 
 
 # ----------------------------------------------------------------------------- task A
-def _vocabulary_subset(y: Tensor, n_clips: int, n_words: int, seed: int) -> Tensor:
-    """Indices of ``n_clips`` clips of the first ``n_words`` words, balanced over the words."""
-    gen = torch.Generator().manual_seed(seed)
-    per_word = [torch.nonzero(y == w)[:, 0] for w in range(n_words)]
-    per_word = [idx[torch.randperm(len(idx), generator=gen)] for idx in per_word]
-    order = torch.stack([idx[: min(map(len, per_word))] for idx in per_word], 1).flatten()
-    if n_clips > len(order):
-        raise ValueError(f"asked for {n_clips} clips of {n_words} words, but task A holds {len(order)}")
-    return order[:n_clips]
-
-
-def _recognizer_config(profile: Profile, n_clips: int, n_words: int, epochs: int, seed: int) -> dict:
-    return {"version": EXPERIMENT_VERSION, "data": speech._task_a_config(profile), "n_clips": n_clips,
-            "n_words": n_words, "epochs": epochs, "seed": seed, "width": WIDTH, **PRETRAIN}
+def recognizer_key(profile: Profile, n_clips: int, n_words: int | None, epochs: int, seed: int) -> dict:
+    """The cache key of a word recognizer (``n_words`` None: every word of task A's data)."""
+    data = sources.speech_task_a_spec(profile)
+    return experiment_key("speech_recognizer", EXPERIMENT_VERSION, data=[data.key()], recipes=[PRETRAIN],
+                          n_clips=n_clips, n_words=n_words, epochs=epochs, seed=seed, width=WIDTH)
 
 
 def pretrained_recognizer(profile: Profile, n_clips: int | None = None, words: int | None = None,
@@ -80,36 +67,48 @@ def pretrained_recognizer(profile: Profile, n_clips: int | None = None, words: i
                           device: torch.device | None = None) -> tuple[nn.Module, dict]:
     """The word recognizer trained on task A: loaded from artifacts/, or trained and saved.
 
-    ``n_clips`` / ``words``: train on a subset of task A (default: all clips, all words).
+    ``n_clips`` / ``words``: train on a subset of task A (default: all clips, every word the data
+    have — eSpeak's vocabulary, or the 34 words of Speech Commands with ``TL_DATA=real``).
     Returns the model (on the CPU, eval mode) and an info dict: ``test_accuracy`` on held-out
     voices (0-1), ``words``, ``n_clips``, ``epochs``, ``seconds``, ``train_loss``.
     """
-    n_words = words or profile.speech_words_a
-    n_clips = n_clips or profile.speech_clips_a
-    epochs = epochs or profile.speech_epochs_a
-    config = _recognizer_config(profile, n_clips, n_words, epochs, seed)
+    n_clips, epochs = n_clips or profile.speech_clips_a, epochs or profile.speech_epochs_a
 
     def build() -> dict:
-        data = speech.speech_task_a(profile)
-        index = _vocabulary_subset(data["y_train"], n_clips, n_words, seed)
+        data = sources.speech_task_a(profile)
+        n_words = _checked_words(words, data["words"])
+        counts = torch.bincount(data["y_train"], minlength=n_words)[:n_words]
+        # a real data set is not balanced: take as many clips as a balanced subset can hold
+        index = stratified_subset(data["y_train"], min(n_clips, n_words * int(counts.min())), seed, n_words)
         test = data["y_test"] < n_words
         torch.manual_seed(seed)  # before the model is built: its initial weights come from this seed
         model = models.KeywordNet(num_classes=n_words, width=WIDTH)
         history = train.fit(model, data["X_train"][index], data["y_train"][index], epochs=epochs, seed=seed,
-                            device=device, progress=False, **PRETRAIN)
+                            device=device, progress=False, **PRETRAIN.optimiser())
         accuracy = train.accuracy(model, data["X_test"][test], data["y_test"][test])
         return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "test_accuracy": accuracy,
-                "words": data["words"][:n_words], "n_clips": n_clips, "epochs": epochs,
+                "words": list(data["words"][:n_words]), "n_clips": len(index), "epochs": epochs,
                 "seconds": history.seconds, "train_loss": history.train_loss}
 
+    config = recognizer_key(profile, n_clips, words, epochs, seed)
     payload = cache.load_or_build("speech_recognizer", config, build, root=artifacts_dir())
-    model = models.KeywordNet(num_classes=n_words, width=WIDTH)
+    model = models.KeywordNet(num_classes=len(payload["words"]), width=WIDTH)
     model.load_state_dict(payload["state_dict"])
     return model.eval(), {k: v for k, v in payload.items() if k != "state_dict"}
 
 
+def _checked_words(asked: int | None, vocabulary: list[str]) -> int:
+    """How many of task A's words a recognizer learns: ``asked``, or all of them when None."""
+    if asked is None:
+        return len(vocabulary)
+    if not 2 <= asked <= len(vocabulary):
+        raise ValueError(f"a recognizer of {asked} words was asked for, but task A's data have {len(vocabulary)} "
+                         f"words: ask for 2..{len(vocabulary)}")
+    return asked
+
+
 # ----------------------------------------------------------------------------- task B
-def new_detector(arm: str, recognizer: nn.Module | None, seed: int, hidden: tuple[int, ...] = RECIPE["hidden"]
+def new_detector(arm: str, recognizer: nn.Module | None, seed: int, hidden: tuple[int, ...] | None = None
                  ) -> nn.Module:
     """The network an arm starts from: a copy of the recognizer whose output layer is deleted and
     replaced by ``hidden`` new layers + a 2-way output; "scratch" is the same shape, random.
@@ -122,7 +121,7 @@ def new_detector(arm: str, recognizer: nn.Module | None, seed: int, hidden: tupl
     else:
         model = copy.deepcopy(recognizer)
     torch.manual_seed(seed)  # the new layers start from the same weights in every arm
-    models.replace_head(model, num_classes=2, hidden=hidden)
+    models.replace_head(model, num_classes=2, hidden=RECIPE.hidden if hidden is None else hidden)
     if arm == "frozen + new layers":
         models.freeze(model.features)
     return model
@@ -138,14 +137,13 @@ def wake_score(model: nn.Module) -> Callable[[Tensor], Tensor]:
 
 
 def train_detector(model: nn.Module, arm: str, X: Tensor, y: Tensor, seed: int,
-                   device: torch.device | None = None, recipe: dict = RECIPE) -> train.History:
+                   device: torch.device | None = None, recipe: DetectorRecipe | None = None) -> train.History:
     """Train one arm. Frozen encoder: its embeddings are computed once and only the new layers
     train on them (same result as running the frozen encoder every step, a fraction of the cost)."""
     trained: nn.Module = model
     if arm == "frozen + new layers":
         X, trained = train.cached_features(model.features, X, device=device), model.head
-    return train.fit(trained, X, y, epochs=recipe["epochs"], lr=recipe["lr"], batch_size=recipe["batch_size"],
-                     weight_decay=recipe["weight_decay"], seed=seed, device=device, progress=False)
+    return train.fit(trained, X, y, seed=seed, device=device, progress=False, **(recipe or RECIPE).optimiser())
 
 
 def evaluate_detector(model: nn.Module, task: dict, stream: dict, device: torch.device | None = None) -> dict:
@@ -176,16 +174,19 @@ def run_arm(arm: str, recognizer: nn.Module | None, task: dict, stream: dict, se
     device = device or get_device()
     model = new_detector(arm, recognizer, seed)
     history = train_detector(model, arm, task["X_train"], task["y_train"], seed, device)
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    trainable = models.count_parameters(model, trainable_only=True)
     return {"arm": arm, "seed": seed, "seconds": history.seconds, "trainable_params": trainable,
             **evaluate_detector(model, task, stream, device)}
 
 
-def _wake_config(profile: Profile, **extra: object) -> dict:
-    return {"version": EXPERIMENT_VERSION, "recipe": RECIPE, "pretrain": PRETRAIN, "width": WIDTH,
-            "hop": HOP_FRAMES, "refractory_s": REFRACTORY_S, "fa_per_hour": FA_PER_HOUR,
-            "task_a": speech._task_a_config(profile), "epochs_a": profile.speech_epochs_a,
-            "wake_test": speech._wake_test_config(profile), "stream": speech._stream_config(profile), **extra}
+def _wake_key(profile: Profile, kind: str, recognizer: dict, n_positives: int, n_speakers: int,
+              **settings: object) -> dict:
+    """The cache key of a set of detector runs: the recognizer's key, the wake-word data and stream
+    they are trained and measured on, the recipe and the evaluation settings."""
+    data = [sources.wake_train_spec(profile, n_positives, 0, n_speakers).key(), sources.wake_test_spec(profile).key(),
+            sources.negative_stream_spec(profile).key()]
+    return experiment_key(kind, EXPERIMENT_VERSION, data=data, recipes=[RECIPE], recognizer=recognizer,
+                          width=WIDTH, hop=HOP_FRAMES, refractory_s=REFRACTORY_S, fa_per_hour=FA_PER_HOUR, **settings)
 
 
 def run_arms(profile: Profile, recognizer: nn.Module, arms: tuple[str, ...], seeds: tuple[int, ...],
@@ -193,8 +194,8 @@ def run_arms(profile: Profile, recognizer: nn.Module, arms: tuple[str, ...], see
              n_speakers: int = speech.N_POSITIVE_SPEAKERS) -> list[dict]:
     """Every (seed, arm) on the same wake-word data (the data seed is 0; the seed varies the
     new layers' initialisation and the order of the batches)."""
-    task = speech.wake_word_task(profile, n_positives=n_positives, n_speakers=n_speakers)
-    stream = speech.negative_stream(profile)
+    task = sources.wake_word_task(profile, n_positives=n_positives, n_speakers=n_speakers)
+    stream = sources.negative_stream(profile)
     return [run_arm(arm, recognizer, task, stream, seed, device) for seed in seeds for arm in arms]
 
 
@@ -202,8 +203,9 @@ def detector_variants(profile: Profile, seeds: tuple[int, ...] | None = None,
                       device: torch.device | None = None) -> list[dict]:
     """The three arms x seeds of notebook 04 (cached in artifacts/); one dict per run."""
     seeds = tuple(seeds or profile.seeds)
-    config = _wake_config(profile, kind="variants", arms=ARMS, seeds=seeds,
-                          wake_train=speech._wake_train_config(profile, profile.speech_positives_b, 0))
+    recognizer_config = recognizer_key(profile, profile.speech_clips_a, None, profile.speech_epochs_a, 0)
+    config = _wake_key(profile, "wake_variants", recognizer_config, profile.speech_positives_b,
+                       speech.N_POSITIVE_SPEAKERS, arms=ARMS, seeds=seeds)
 
     def build() -> dict:
         recognizer, _ = pretrained_recognizer(profile, device=device)
@@ -222,10 +224,11 @@ def speech_reversed(profile: Profile, seeds: tuple[int, ...] | None = None,
     points), ``recognizer`` (its info: accuracy on held-out voices of its 10 words) and ``n_positives``.
     """
     seeds = tuple(seeds or profile.seeds)
-    n_positives = REVERSED["positives_factor"] * profile.speech_positives_b
-    n_speakers = REVERSED["positives_factor"] * speech.N_POSITIVE_SPEAKERS
-    config = _wake_config(profile, kind="reversed", reversed=REVERSED, seeds=seeds,
-                          wake_train=speech._wake_train_config(profile, n_positives, 0, n_speakers))
+    n_positives = REVERSED.positives_factor * profile.speech_positives_b
+    n_speakers = REVERSED.positives_factor * speech.N_POSITIVE_SPEAKERS
+    recognizer_config = recognizer_key(profile, REVERSED.n_clips_a, REVERSED.n_words_a, REVERSED.epochs_a, 0)
+    config = _wake_key(profile, "wake_reversed", recognizer_config, n_positives, n_speakers,
+                       reversed=REVERSED, seeds=seeds)
 
     def build() -> dict:
         recognizer, info = tiny_recognizer(profile, device=device)
@@ -237,23 +240,20 @@ def speech_reversed(profile: Profile, seeds: tuple[int, ...] | None = None,
 
 
 def tiny_recognizer(profile: Profile, device: torch.device | None = None) -> tuple[nn.Module, dict]:
-    """The counter-example's recognizer: REVERSED["n_clips_a"] clips of REVERSED["n_words_a"] words."""
-    return pretrained_recognizer(profile, n_clips=REVERSED["n_clips_a"], words=REVERSED["n_words_a"],
-                                 epochs=REVERSED["epochs_a"], device=device)
+    """The counter-example's recognizer: REVERSED.n_clips_a clips of REVERSED.n_words_a words."""
+    return pretrained_recognizer(profile, n_clips=REVERSED.n_clips_a, words=REVERSED.n_words_a,
+                                 epochs=REVERSED.epochs_a, device=device)
 
 
 # ----------------------------------------------------------------------------- summaries
 def per_seed(rows: list[dict], arm: str, key: str) -> Tensor:
     """``key`` of one arm, ordered by seed."""
-    picked = sorted((r["seed"], r[key]) for r in rows if r["arm"] == arm)
-    if not picked:
-        raise ValueError(f"no runs of arm {arm!r} in these rows (arms: {sorted({r['arm'] for r in rows})})")
-    return torch.tensor([value for _, value in picked], dtype=torch.float64)
+    return runs.per_seed(rows, key, arm=arm)
 
 
 def eer_gain(rows: list[dict], arm: str) -> Tensor:
     """Per-seed gain of ``arm`` over scratch: (scratch EER - arm EER) x 100, in points."""
-    return (per_seed(rows, "scratch", "eer") - per_seed(rows, arm, "eer")) * 100
+    return runs.gain_over(rows, "eer", "arm", arm, lower_is_better=True)
 
 
 def best_transferred_arm(rows: list[dict]) -> str:
@@ -285,11 +285,7 @@ def mean_det_points(rows: list[dict], arm: str, grid: np.ndarray | None = None) 
 def detection_times(scores: np.ndarray, times: np.ndarray, threshold: float,
                     refractory_s: float = REFRACTORY_S) -> list[float]:
     """When a detector listening live fires: score >= threshold, then silent for ``refractory_s``."""
-    fired: list[float] = []
-    for t in times[np.asarray(scores) >= threshold]:
-        if not fired or t - fired[-1] >= refractory_s:
-            fired.append(float(t))
-    return fired
+    return detection.detection_times(scores, times, threshold, refractory_s)
 
 
 # ----------------------------------------------------------------------------- entry points

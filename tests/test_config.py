@@ -82,7 +82,8 @@ def test_import_has_no_side_effects(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    code = "import helpers, helpers.config, helpers.results, helpers.runtime, helpers.data.cache, helpers.course"
+    code = ("import helpers, helpers.config, helpers.results, helpers.runtime, helpers.data.cache, "
+            "helpers.authoring.course")
     env = {"TL_DATA_DIR": str(tmp_path / "d"), "TL_ARTIFACTS_DIR": str(tmp_path / "a"),
            "TL_BUILD_DIR": str(tmp_path / "b"), "PATH": "/usr/bin:/bin"}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=tmp_path)

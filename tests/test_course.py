@@ -1,4 +1,4 @@
-"""helpers.course (run / check-clean / strip / check-nbval), data_scripts/prepare.py, JupyterLab."""
+"""helpers.authoring.course (run / check-clean / strip / check-nbval), data_scripts/prepare.py, JupyterLab."""
 from __future__ import annotations
 
 import importlib.util
@@ -15,7 +15,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from helpers import config, course
+from helpers import config
+from helpers.authoring import course, notebooks
 
 PREPARE = config.REPO_ROOT / "data_scripts" / "prepare.py"
 
@@ -63,10 +64,10 @@ def test_strip_removes_outputs_in_place(tmp_path: Path) -> None:
 
 
 def test_repository_notebooks_are_stored_clean() -> None:
-    notebooks = course.course_notebooks()
-    assert notebooks, "no notebooks/NN_*.ipynb found"
-    assert notebooks[0].name == "00_start_here.ipynb"
-    assert course.find_dirty(notebooks) == []
+    paths = notebooks.course_notebooks()
+    assert paths, "no notebooks/NN_*.ipynb found"
+    assert paths[0].name == "00_start_here.ipynb"
+    assert course.find_dirty(paths) == []
 
 
 def test_missing_notebook_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,9 +7,10 @@ import sys
 import nbformat
 import pytest
 
-from helpers import claims, config, course, site
+from helpers import claims, config
+from helpers.authoring import course, notebooks, site
 
-NOTEBOOKS = course.course_notebooks()
+NOTEBOOKS = notebooks.course_notebooks()
 
 
 def solution_sources(nb):
@@ -20,11 +21,11 @@ def test_every_exercise_has_a_tagged_solution_and_a_stub():
     with_exercises = 0
     for path in NOTEBOOKS:
         nb = nbformat.read(path, as_version=4)
-        untagged = [course.first_source_line(c) for c in course.code_cells(nb)
-                    if course.first_source_line(c).startswith("# Solution")
+        untagged = [notebooks.first_source_line(c) for c in notebooks.code_cells(nb)
+                    if notebooks.first_source_line(c).startswith("# Solution")
                     and course.SOLUTION_TAG not in c.metadata.get("tags", [])]
         assert not untagged, f"{path.name}: solution cells without the tag"
-        stubs = [c for c in course.code_cells(nb) if "raise NotImplementedError" in c.source]
+        stubs = [c for c in notebooks.code_cells(nb) if "raise NotImplementedError" in c.source]
         assert len(stubs) == len(solution_sources(nb)), path.name
         with_exercises += bool(stubs)
     assert with_exercises >= 5
@@ -42,7 +43,7 @@ def test_student_editions_hold_no_solution_code(tmp_path, monkeypatch):
             body = solution.split("\n", 1)[1].strip()  # without the "# Solution" line
             assert body not in text, f"{path.name} leaks a solution"
         assert len(student.cells) == len(original.cells) - len(solution_sources(original))
-        assert all(not c.get("outputs") for c in course.code_cells(student))
+        assert all(not c.get("outputs") for c in notebooks.code_cells(student))
     assert len(written) == len(NOTEBOOKS) + 1
 
 
@@ -83,6 +84,29 @@ def test_site_index_shows_lessons_claims_and_pages(tmp_path, monkeypatch):
     assert not site.add_navigation(pages / "01_pretraining.html")  # idempotent
 
 
+@pytest.mark.parametrize(("recorded", "environment", "says"), [
+    ("real", "synthetic", "real</b> data sets"),  # what the run recorded wins over today's TL_DATA
+    ("synthetic", "real", "generated locally"),
+    (None, "real", "real</b> data sets"),  # a run from before the source was recorded: TL_DATA
+])
+def test_site_names_the_data_source_of_the_run(tmp_path, monkeypatch, recorded, environment, says):
+    monkeypatch.setenv("TL_BUILD_DIR", str(tmp_path))
+    monkeypatch.setenv("TL_DATA", environment)
+    timings = {"profile": "quick", "seconds": {}} | ({"data": recorded} if recorded else {})
+    (tmp_path / "timings.json").write_text(json.dumps(timings))
+    text = site.build_site(NOTEBOOKS[:1]).read_text()
+    assert says in text
+    assert ("generated locally" in text) == (says == "generated locally")
+
+
+def test_run_records_the_data_source_for_the_site(tmp_path, monkeypatch):
+    monkeypatch.setenv("TL_BUILD_DIR", str(tmp_path))
+    monkeypatch.setenv("TL_DATA", "real")
+    monkeypatch.setattr(course, "execute_notebook", lambda path, profile, timeout: 1.5)
+    course.run_course(NOTEBOOKS[:1], "quick", timeout=10)
+    assert notebooks.load_timings() == {"profile": "quick", "data": "real", "seconds": {NOTEBOOKS[0].stem: 1.5}}
+
+
 def test_claims_relative_bar_needs_its_reference():
     data = {"04_wake_word": {"eer_transfer": 0.1}}
     claim = next(c for c in claims.CLAIMS if c.figure == "eer_transfer")
@@ -110,7 +134,7 @@ def test_student_notebook_stops_at_the_first_exercise(tmp_path):
 def test_make_student_and_site_commands(tmp_path):
     env = {**os.environ, "TL_BUILD_DIR": str(tmp_path)}
     for command in ("student", "site"):
-        done = subprocess.run([sys.executable, "-m", "helpers.course", command], env=env,
+        done = subprocess.run([sys.executable, "-m", "helpers.authoring.course", command], env=env,
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
     assert (tmp_path / "html" / "index.html").exists() and (tmp_path / "student" / "05_reversed_sizes.ipynb").exists()

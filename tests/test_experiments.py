@@ -1,7 +1,5 @@
-"""The image experiments end to end on a tiny profile: caching, strategies, figures, bench."""
-import json
-import subprocess
-import sys
+"""The image experiments end to end on a tiny profile: caching, strategies, figures."""
+import dataclasses
 
 import pytest
 import torch
@@ -13,17 +11,26 @@ from helpers import config, experiments
 def tiny(tmp_path, monkeypatch):
     monkeypatch.setenv("TL_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("TL_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
-    monkeypatch.setattr(experiments, "PRETRAIN_MIN_SAMPLES", 400)
-    monkeypatch.setitem(experiments.RECIPE, "min_samples", 200)
-    monkeypatch.setitem(experiments.RECIPE, "max_samples", 400)
+    monkeypatch.setattr(experiments, "PRETRAIN", dataclasses.replace(experiments.PRETRAIN, min_samples=400))
+    monkeypatch.setattr(experiments, "RECIPE", dataclasses.replace(experiments.RECIPE, min_samples=200,
+                                                                   max_samples=400))
     return config.replace_profile(config.get_profile("quick"), n_task_a=400, n_task_a_test=100,
                                   pretrain_epochs=1, n_task_b_pool=200, n_task_b_test=100,
                                   target_sizes=(20, 40), seeds=(0, 1), width=8)
 
 
-def test_pretrained_backbone_is_cached(tiny):
+def test_pretrained_backbone_is_cached(tiny, monkeypatch):
+    from helpers import train
+    fits = []
+    real_fit = train.fit
+
+    def counting_fit(*args, **kwargs):
+        fits.append(1)
+        return real_fit(*args, **kwargs)
+    monkeypatch.setattr(train, "fit", counting_fit)
     model, info = experiments.pretrained_backbone(tiny, device=torch.device("cpu"))
     again, info_again = experiments.pretrained_backbone(tiny, device=torch.device("cpu"))
+    assert len(fits) == 1  # trained once; the second call loaded it
     assert info == info_again and 0.0 <= info["test_accuracy"] <= 1.0
     for a, b in zip(model.state_dict().values(), again.state_dict().values()):
         assert torch.equal(a, b)
@@ -64,14 +71,6 @@ def test_unknown_task_a_variant_is_an_error(tiny):
         experiments.pretrained_backbone(tiny, variant="upside down")
 
 
-def test_bench_prints_json_last():
-    out = subprocess.run([sys.executable, "-m", "helpers.bench", "--json", "--images", "200"],
-                         capture_output=True, text=True, check=True, timeout=300).stdout
-    ratios = json.loads(out.strip().splitlines()[-1])
-    assert set(ratios) == {"fit_vs_dataloader_features", "fit_vs_dataloader_conv", "feature_cache_speedup"}
-    assert all(value > 0 for value in ratios.values())
-
-
 @pytest.mark.parametrize("name", sorted(config.PROFILES))
 def test_every_profile_can_draw_its_largest_target_size(name):
     profile = config.get_profile(name)
@@ -100,7 +99,8 @@ def test_pretraining_augments_task_a_but_fine_tuning_does_not(tiny, monkeypatch)
         return real(X, generator, **kwargs)
     monkeypatch.setattr(train, "random_shift_flip", counting)
     experiments.pretrained_backbone(tiny, device=torch.device("cpu"))
-    assert calls and all(kwargs == experiments.PRETRAIN_AUGMENT for _, kwargs in calls)
+    expected = {"max_shift": experiments.PRETRAIN.max_shift, "flip": experiments.PRETRAIN.flip}
+    assert calls and all(kwargs == expected for _, kwargs in calls)
     assert sum(n for n, _ in calls) == tiny.n_task_a * max(tiny.pretrain_epochs, 400 // tiny.n_task_a)
     calls.clear()
     experiments.cached_run(tiny, "scratch", 20, seed=0, device=torch.device("cpu"))

@@ -43,5 +43,5 @@ def test_stratified_subset_is_balanced_and_deterministic():
 
 
 def test_epochs_for_follows_the_recipe():
-    assert experiments.epochs_for(100) * 100 >= experiments.RECIPE["min_samples"]
-    assert experiments.epochs_for(5_000) * 5_000 <= experiments.RECIPE["max_samples"] + 5_000
+    assert experiments.epochs_for(100) * 100 >= experiments.RECIPE.min_samples
+    assert experiments.epochs_for(5_000) * 5_000 <= experiments.RECIPE.max_samples + 5_000

@@ -25,7 +25,7 @@ import torch
 import torchvision
 
 from helpers.config import ConfigError, get_profile, replace_profile
-from helpers.data import images, real, speech
+from helpers.data import audio, images, real, sources
 
 CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 WORDS = ("yes", "no", "up", "marvin")
@@ -183,14 +183,12 @@ SPEECH_PROFILE = replace_profile(get_profile("quick"), speech_clips_a=10, speech
 # ----------------------------------------------------------------------------- settings and registry
 def test_data_source_is_synthetic_by_default_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TL_DATA", raising=False)
-    assert real.data_source() == "synthetic"
+    assert sources.data_source() == "synthetic"
     monkeypatch.setenv("TL_DATA", " Real ")
-    assert real.data_source() == "real"
+    assert sources.data_source() == "real"
     monkeypatch.setenv("TL_DATA", "kaggle")
     with pytest.raises(ConfigError, match="'kaggle'.*synthetic, real"):
-        real.data_source()
-    with pytest.raises(ConfigError, match="TL_DATA"):
-        speech.speech_task_a(SPEECH_PROFILE)
+        sources.data_source()
     with pytest.raises(ConfigError, match="cifar10, pneumoniamnist, speech_commands"):
         real.fetch("imagenet")
 
@@ -271,14 +269,13 @@ def test_real_data_that_was_never_fetched_names_the_command(tmp_path: Path, monk
     monkeypatch.setenv("TL_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("TL_DATA", "real")
     with pytest.raises(real.RealDataMissing, match="python data_scripts/fetch_real.py speech --profile quick"):
-        speech.wake_word_task(SPEECH_PROFILE)
+        real.wake_word_task(SPEECH_PROFILE)
     with pytest.raises(real.RealDataMissing, match="python data_scripts/fetch_real.py images --profile quick"):
         real.image_task_b(IMAGE_PROFILE)
 
 
 # ----------------------------------------------------------------------------- speech
-def test_speech_commands_end_to_end_in_the_generated_layout(env: LoopbackServer,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_speech_commands_end_to_end_in_the_generated_layout(env: LoopbackServer) -> None:
     folder = real.fetch("speech_commands")
     splits = {r.split for r in real.speech_index(folder) if r.speaker == "3d4e5f60"}
     assert splits == {"test"}
@@ -286,25 +283,25 @@ def test_speech_commands_end_to_end_in_the_generated_layout(env: LoopbackServer,
     task_a = real.speech_task_a(SPEECH_PROFILE)
     assert set(task_a) == {"X_train", "y_train", "X_test", "y_test", "words", "examples"}
     assert task_a["words"] == ["no", "up", "yes"]  # the wake word is not a task-A word
-    assert task_a["X_train"].shape == (10, 1, speech.N_MELS, speech.frames_for(1.0))
+    assert real._words_a(real.speech_index(folder), 2) == ["no", "up"]  # at most profile.speech_words_a
+    assert task_a["X_train"].shape == (10, 1, audio.N_MELS, audio.frames_for(1.0))
     assert task_a["X_test"].shape == (5, 1, 40, 98) and task_a["X_train"].dtype == torch.float32
     assert task_a["y_train"].dtype == torch.int64 and set(task_a["y_test"].tolist()) <= {0, 1, 2}
     assert task_a["examples"]["audio"].shape == (3, 16_000) and task_a["examples"]["audio"].dtype == torch.int16
 
     wake = real.wake_word_task(SPEECH_PROFILE)
-    assert wake["X_train"].shape == (11, 1, 40, speech.frames_for(1.5)) and wake["y_train"].sum() == 3
-    assert wake["X_test"].shape == (7, 1, 40, speech.frames_for(3.0)) and wake["y_test"].sum() == 2
+    assert wake["X_train"].shape == (11, 1, 40, audio.frames_for(1.5)) and wake["y_train"].sum() == 3
+    assert wake["X_test"].shape == (7, 1, 40, audio.frames_for(3.0)) and wake["y_test"].sum() == 2
     assert set(wake["kind_train"]) == {"positive", "word", "same_voice", "speech_crop", "noise"}
     assert wake["window_frames"] == 148 and wake["wake_phrase"] == "marvin"
     assert wake["examples"]["audio"].shape[1] == 24_000 and len(wake["positive_speakers"]) == 2
 
     stream = real.negative_stream(SPEECH_PROFILE)
-    assert stream["features"].shape == (40, speech.n_frames(60 * 16_000)) and stream["hours"] == 1 / 60
-    assert stream["frame_rate"] == speech.FRAME_RATE and torch.isfinite(stream["features"]).all()
+    assert stream["features"].shape == (40, audio.n_frames(60 * 16_000)) and stream["hours"] == 1 / 60
+    assert stream["frame_rate"] == audio.FRAME_RATE and torch.isfinite(stream["features"]).all()
 
-    monkeypatch.setenv("TL_DATA", "real")  # the speech module's entry points now serve the same data
-    assert torch.equal(speech.speech_task_a(SPEECH_PROFILE)["X_test"], task_a["X_test"])
-    assert speech.negative_stream(SPEECH_PROFILE, dtype=torch.float16)["features"].dtype == torch.float16
+    assert torch.equal(real.speech_task_a(SPEECH_PROFILE)["X_test"], task_a["X_test"])  # loaded from the cache
+    assert real.negative_stream(SPEECH_PROFILE, dtype=torch.float16)["features"].dtype == torch.float16
 
 
 # ----------------------------------------------------------------------------- command line
@@ -328,25 +325,83 @@ def test_fetch_real_command(env: LoopbackServer, monkeypatch: pytest.MonkeyPatch
     assert "error: cannot download" in capsys.readouterr().err
 
 
-def test_the_image_experiments_run_on_real_data_end_to_end(env: LoopbackServer, tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    """TL_DATA=real: download (loopback), convert, pre-train on CIFAR-10, fine-tune on PneumoniaMNIST."""
-    from helpers import experiments
+def _tiny_recipes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Budgets of a few steps: these tests check the plumbing on real formats, not the figures."""
+    from helpers import experiments, wakeword
+
+    monkeypatch.setattr(experiments, "PRETRAIN", dataclasses.replace(experiments.PRETRAIN, min_samples=20))
+    monkeypatch.setattr(experiments, "RECIPE", dataclasses.replace(experiments.RECIPE, min_samples=8, max_samples=8))
+    monkeypatch.setattr(wakeword, "RECIPE", dataclasses.replace(wakeword.RECIPE, epochs=1))
+    monkeypatch.setattr(wakeword, "REVERSED", dataclasses.replace(wakeword.REVERSED, n_clips_a=4, n_words_a=2,
+                                                                  epochs_a=1))
+
+
+def test_the_image_notebooks_experiment_paths_run_on_real_data(env: LoopbackServer, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """TL_DATA=real: what notebooks 01, 02, 03 and 05 ask of the image data and experiments runs on
+    CIFAR-10 / PneumoniaMNIST in their real formats (served on 127.0.0.1)."""
+    from helpers import data, experiments
 
     cpu = torch.device("cpu")
     real.fetch("cifar10"), real.fetch("pneumoniamnist")
     monkeypatch.setenv("TL_DATA", "real")
     monkeypatch.setenv("TL_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
-    monkeypatch.setattr(experiments, "PRETRAIN_MIN_SAMPLES", 20)
-    monkeypatch.setitem(experiments.RECIPE, "min_samples", 8)
-    monkeypatch.setitem(experiments.RECIPE, "max_samples", 8)
-    profile = replace_profile(IMAGE_PROFILE, n_task_a=7, pretrain_epochs=1, width=4, seeds=(0,))
-    assert experiments.task_a_classes(profile) == tuple(CIFAR_CLASSES)
-    assert experiments.task_b_classes(profile) == ("normal", "pneumonia")
+    _tiny_recipes(monkeypatch)
+    profile = replace_profile(IMAGE_PROFILE, n_task_a=7, pretrain_epochs=1, width=4, seeds=(0,), target_sizes=(2, 4),
+                              grid_task_a_sizes=(5, 7), grid_target_sizes=(2,))
+    assert data.image_classes("A", profile) == tuple(CIFAR_CLASSES)  # notebook 01
+    assert data.image_classes("B", profile) == ("normal", "pneumonia")  # notebook 02
+    assert data.task_a_images(profile)["key"]["source"] == "real"
     model, info = experiments.pretrained_backbone(profile, device=cpu)
     assert model.head.out_features == 10 and info["n_task_a"] == 7
-    row = experiments.cached_run(profile, "all layers", 2, 0, device=cpu)
-    assert 0.0 <= row["accuracy"] <= 1.0
-    key_real = experiments._sweep_config(profile)
-    monkeypatch.setenv("TL_DATA", "synthetic")  # the two sources never share a cached network
-    assert key_real["source"] == "real" and "source" not in experiments._sweep_config(profile)
+    rows = experiments.sweep(profile, device=cpu)  # notebook 03
+    assert len(rows) == 4 * 2 and all(0.0 <= r["accuracy"] <= 1.0 for r in rows)
+    assert experiments.transfer_gain(rows, 2).shape == (1,)
+    assert experiments.frozen_in_train_mode(profile, properly=True, n_b=2, device=cpu)["batchnorm_drift"] == 0.0
+    assert len(experiments.reversed_sizes(profile, n_task_a=5, n_b=4, device=cpu)) == 2  # notebook 05
+    assert len(experiments.untrained_control(profile, n_b=4, device=cpu, n_task_a=5)) == 2
+    assert experiments.gain_grid(profile, device=cpu)["gain"].shape == (2, 1)
+    assert len(experiments.useless_task_a(profile, n_b=2, device=cpu)) == 2
+    with pytest.raises(ValueError, match="fewer than 100"):  # the toy CIFAR-10 has 10 training images
+        experiments.pretrained_backbone(profile, n_task_a=100, device=cpu)
+
+
+def test_the_speech_notebooks_experiment_paths_run_on_real_data(env: LoopbackServer, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """TL_DATA=real: notebooks 04 and 05's speech paths run on Speech Commands in its real format —
+    the recognizer learns the words the data set has (3 here, 34 in the real one), not the profile's 100."""
+    from helpers import data, wakeword
+
+    cpu = torch.device("cpu")
+    real.fetch("speech_commands")
+    monkeypatch.setenv("TL_DATA", "real")
+    monkeypatch.setenv("TL_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
+    _tiny_recipes(monkeypatch)
+    profile = replace_profile(SPEECH_PROFILE, speech_epochs_a=1, seeds=(0,))
+    assert profile.speech_words_a == 100
+    task_a, task_b = data.speech_task_a(profile), data.wake_word_task(profile)  # notebook 04
+    assert task_a["words"] == ["no", "up", "yes"] and task_b["wake_phrase"] == "marvin"
+    assert task_a["key"]["source"] == "real" and task_b["key"]["train"]["source"] == "real"
+    recognizer, info = wakeword.pretrained_recognizer(profile, device=cpu)
+    assert info["words"] == ["no", "up", "yes"] and recognizer.head.out_features == 3
+    rows = wakeword.detector_variants(profile, device=cpu)
+    assert {r["arm"] for r in rows} == set(wakeword.ARMS) and all(0.0 <= r["eer"] <= 1.0 for r in rows)
+    assert data.negative_stream(profile)["hours"] == pytest.approx(1 / 60)
+    reversed_ = wakeword.speech_reversed(profile, device=cpu)  # notebook 05
+    assert len(reversed_["gain"]) == 1 and len(reversed_["recognizer"]["words"]) == 2
+
+
+def test_a_synthetic_run_and_a_real_run_never_share_a_cache_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every cached network and run is keyed by its data's source (a real run after a synthetic one, or
+    the other way round, trains afresh instead of loading the other's network)."""
+    from helpers import experiments, wakeword
+    from helpers.data import cache
+
+    profile = get_profile("quick")
+    keys = {}
+    for source in ("synthetic", "real"):
+        monkeypatch.setenv("TL_DATA", source)
+        keys[source] = [cache.entry_path("pretrained_images", experiments.pretrained_key(profile, 100, 0, "standard")),
+                        cache.entry_path("speech_recognizer", wakeword.recognizer_key(profile, 500, None, 8, 0)),
+                        cache.entry_path("run", experiments.run_key(profile, "scratch", 100, 0, None, "none"))]
+    assert all(a != b for a, b in zip(keys["synthetic"], keys["real"]))

@@ -10,7 +10,7 @@ import torch
 
 from helpers import config, runtime
 
-no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine)")
 
 
 @pytest.fixture
@@ -20,11 +20,24 @@ def restore_threads() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
-def test_default_device_is_best_available(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("cuda", "mps", "expected"), [(True, True, "cuda"), (True, False, "cuda"),
+                                                      (False, True, "mps"), (False, False, "cpu")])
+def test_default_device_prefers_cuda_then_mps_then_cpu(monkeypatch: pytest.MonkeyPatch, cuda: bool, mps: bool,
+                                                       expected: str) -> None:
+    """The order of preference, checked on any machine by pretending which accelerators exist."""
+    monkeypatch.delenv("TL_DEVICE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(runtime, "_mps_available", lambda: mps)
+    assert runtime.get_device() == torch.device(expected)
+
+
+@needs_cuda
+def test_default_device_on_a_gpu_machine_is_cuda_and_usable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TL_DEVICE", raising=False)
     device = runtime.get_device()
-    assert device.type == ("cuda" if torch.cuda.is_available() else device.type)
-    assert device.type in runtime.VALID_DEVICES
+    assert device.type == "cuda"
+    assert (torch.ones(3, device=device) * 2).sum().item() == 6.0
+    assert torch.cuda.get_device_name(device) in runtime.describe(device)
 
 
 def test_tl_device_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -40,9 +53,9 @@ def test_bad_tl_device_lists_valid_devices(monkeypatch: pytest.MonkeyPatch, name
     assert name in str(error.value) and "cpu" in str(error.value) and "cuda" in str(error.value)
 
 
-@no_cuda
 @pytest.mark.parametrize("name", ["cuda", "cuda:0"])
 def test_cuda_without_gpu_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # also checked on a GPU machine
     monkeypatch.setenv("TL_DEVICE", name)
     with pytest.raises(config.ConfigError, match="no CUDA GPU"):
         runtime.get_device()

@@ -1,4 +1,4 @@
-"""Speech data: eSpeak synthesis, augmentation, features, voice split and the cached sets."""
+"""Speech data: eSpeak synthesis, the audio front end, augmentation, voice split and the generated sets."""
 from __future__ import annotations
 
 import os
@@ -13,23 +13,23 @@ import pytest
 import torch
 
 from helpers.config import get_profile, replace_profile
-from helpers.data import espeak, speech
+from helpers.data import audio, augment, espeak, speech
 
 SR = espeak.SAMPLE_RATE
 
 
 # ----------------------------------------------------------------------------- synthesis
 def test_synthesis_is_not_silent() -> None:
-    audio = espeak.synthesize("hello world", "en-us", "f3")
-    assert audio.dtype == np.float32 and audio.ndim == 1
-    assert len(audio) > 0.3 * SR
-    assert 0.05 < np.abs(audio).max() <= 1.0
-    assert np.sqrt(np.mean(audio**2)) > 0.01
+    wave = espeak.synthesize("hello world", "en-us", "f3")
+    assert wave.dtype == np.float32 and wave.ndim == 1
+    assert len(wave) > 0.3 * SR
+    assert 0.05 < np.abs(wave).max() <= 1.0
+    assert np.sqrt(np.mean(wave**2)) > 0.01
 
 
 def test_duration_follows_the_rate() -> None:
-    slow = speech.trim_silence(espeak.synthesize("yesterday", rate=110))
-    fast = speech.trim_silence(espeak.synthesize("yesterday", rate=220))
+    slow = audio.trim_silence(espeak.synthesize("yesterday", rate=110))
+    fast = audio.trim_silence(espeak.synthesize("yesterday", rate=220))
     assert 0.2 * SR < len(fast) < len(slow) < 1.2 * SR
     assert len(slow) / len(fast) > 1.5  # half the rate, roughly twice as long
 
@@ -76,81 +76,81 @@ def _snr_db(clean: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
 def test_add_noise_gives_exactly_the_snr(snr_db: float) -> None:
     generator = torch.Generator().manual_seed(0)
     clean = torch.randn(3, 16_000, generator=generator) * torch.tensor([[0.01], [0.1], [0.5]])
-    noise = speech.coloured_noise(48_000, 1.0, generator).reshape(3, 16_000)
-    assert torch.allclose(_snr_db(clean, speech.add_noise(clean, noise, snr_db)),
+    noise = augment.coloured_noise(48_000, 1.0, generator).reshape(3, 16_000)
+    assert torch.allclose(_snr_db(clean, augment.add_noise(clean, noise, snr_db)),
                           torch.full((3,), snr_db, dtype=torch.float64), atol=1e-3)
 
 
 def test_add_noise_takes_one_snr_per_row() -> None:
     clean, noise = torch.randn(2, 8_000), torch.randn(2, 8_000)
     snr = torch.tensor([3.0, 20.0])
-    assert torch.allclose(_snr_db(clean, speech.add_noise(clean, noise, snr)), snr.double(), atol=1e-3)
+    assert torch.allclose(_snr_db(clean, augment.add_noise(clean, noise, snr)), snr.double(), atol=1e-3)
 
 
 def test_silent_noise_never_makes_nan() -> None:
     """Babble cut from a silent stretch is all zeros: no SNR to set, and never NaN features."""
     clean, noise = torch.randn(2, 8_000), torch.randn(2, 8_000)
     noise[1] = 0
-    mixed = speech.add_noise(clean, noise, 10.0)
+    mixed = augment.add_noise(clean, noise, 10.0)
     assert torch.isfinite(mixed).all() and torch.equal(mixed[1], clean[1])
     rng, generator = np.random.default_rng(0), torch.Generator().manual_seed(0)
     silent_donors = torch.zeros(3, 8_000)  # every babble row is silent
-    audio = speech._add_background(torch.randn(16, 8_000), silent_donors, rng, speech.Augment(), generator)
-    assert torch.isfinite(audio).all() and (speech.power(audio) > 0).all()
+    wave = augment.add_background(torch.randn(16, 8_000), silent_donors, rng, augment.Augment(), generator)
+    assert torch.isfinite(wave).all() and (audio.power(wave) > 0).all()
 
 
 def test_reverb_keeps_length_and_level() -> None:
     generator = torch.Generator().manual_seed(1)
     dry = torch.randn(4, 16_000, generator=generator)
-    rooms = speech.room_impulses(np.array([0.2, 0.5]), generator)
-    wet = speech.reverb(dry, rooms, torch.tensor([0, 1, 1, 0]))
+    rooms = augment.room_impulses(np.array([0.2, 0.5]), generator)
+    wet = augment.reverb(dry, rooms, torch.tensor([0, 1, 1, 0]))
     assert wet.shape == dry.shape
-    assert torch.allclose(speech.power(wet), speech.power(dry), rtol=1e-4)
+    assert torch.allclose(audio.power(wet), audio.power(dry), rtol=1e-4)
     assert not torch.allclose(wet, dry)
 
 
 def test_trim_and_place() -> None:
-    audio = np.r_[np.zeros(100), np.ones(50), np.zeros(30)].astype(np.float32)
-    assert len(speech.trim_silence(audio)) == 50
+    wave = np.r_[np.zeros(100), np.ones(50), np.zeros(30)].astype(np.float32)
+    assert len(audio.trim_silence(wave)) == 50
     rng = np.random.default_rng(0)
-    windows, offsets = speech.place([torch.ones(50)] * 20, 80, rng)
+    windows, offsets = audio.place([torch.ones(50)] * 20, 80, rng)
     assert windows.shape == (20, 80) and 0 <= offsets.min() and offsets.max() <= 30
     assert torch.all(windows.sum(-1) == 50)  # every clip fully inside its window
-    cropped, _ = speech.place([torch.ones(200)] * 5, 80, rng, allow_crop=True)
+    cropped, _ = audio.place([torch.ones(200)] * 5, 80, rng, allow_crop=True)
     assert torch.all(cropped.sum(-1) == 80)
 
 
 def test_every_noise_kind_is_made() -> None:
     rng, generator = np.random.default_rng(0), torch.Generator().manual_seed(0)
     donors = torch.randn(3, 4_000)
-    noise = speech.make_noise(list(speech.NOISE_KINDS), 4_000, donors, rng, generator)
-    assert noise.shape == (len(speech.NOISE_KINDS), 4_000)
-    assert torch.all(speech.power(noise) > 0)
+    noise = augment.make_noise(list(augment.NOISE_KINDS), 4_000, donors, rng, generator)
+    assert noise.shape == (len(augment.NOISE_KINDS), 4_000)
+    assert torch.all(audio.power(noise) > 0)
 
 
 # ----------------------------------------------------------------------------- features
 def test_logmel_shape_and_frames() -> None:
-    feats = speech.logmel(torch.randn(3, 16_000) * 0.1)
-    assert feats.shape == (3, 1, speech.N_MELS, speech.frames_for(1.0)) == (3, 1, 40, 98)
-    assert speech.frames_for(1.5) == 148 and speech.frames_for(3.0) == 298
+    feats = audio.logmel(torch.randn(3, 16_000) * 0.1)
+    assert feats.shape == (3, 1, audio.N_MELS, audio.frames_for(1.0)) == (3, 1, 40, 98)
+    assert audio.frames_for(1.5) == 148 and audio.frames_for(3.0) == 298
     assert torch.isfinite(feats).all()
 
 
 def test_stream_features_equal_clip_features() -> None:
-    audio = torch.randn(3 * 16_000) * 0.1
-    stream = speech.logmel_stream(audio, chunk_frames=70).float()  # several chunks
-    assert stream.shape == (40, speech.n_frames(len(audio)))
-    start = 50 * speech.HOP  # a 1-s window starting at frame 50 of the stream
-    clip = speech.logmel(audio[None, start:start + 16_000])[0, 0]
+    wave = torch.randn(3 * 16_000) * 0.1
+    stream = audio.logmel_stream(wave, chunk_frames=70).float()  # several chunks
+    assert stream.shape == (40, audio.n_frames(len(wave)))
+    start = 50 * audio.HOP  # a 1-s window starting at frame 50 of the stream
+    clip = audio.logmel(wave[None, start:start + 16_000])[0, 0]
     assert torch.allclose(stream[:, 50:50 + 98], clip, atol=0.05)  # float16 storage
 
 
 def test_render_gives_windows_and_onsets() -> None:
     rng = np.random.default_rng(0)
     raw = [espeak.synthesize_int16(espeak.Utterance("seven")), None]
-    audio, onsets = speech.render(raw, 1.5, rng)
-    assert audio.shape == (2, 24_000) and audio.abs().max() <= 1.0
-    assert 0 <= onsets[0] < 1.5 and torch.all(speech.power(audio) > 0)
+    wave, onsets = speech.render(raw, 1.5, rng)
+    assert wave.shape == (2, 24_000) and wave.abs().max() <= 1.0
+    assert 0 <= onsets[0] < 1.5 and torch.all(audio.power(wave) > 0)
 
 
 # ----------------------------------------------------------------------------- split, vocabulary
@@ -186,6 +186,7 @@ def test_task_a_is_built_once_then_loaded_identically(tiny, monkeypatch: pytest.
     assert first["X_train"].shape == (40, 1, 40, 98) and first["X_test"].shape == (20, 1, 40, 98)
     assert first["y_train"].bincount().tolist() == [4] * 10 and len(first["words"]) == 10
     monkeypatch.setattr(espeak, "synthesize_int16", None)  # a second build would fail
+    monkeypatch.setenv("TL_DATA", "real")  # the generator ignores it: helpers.data.sources chooses
     second = speech.speech_task_a(tiny, workers=1)
     assert torch.equal(first["X_train"], second["X_train"])
     assert torch.equal(first["y_test"], second["y_test"])
@@ -203,7 +204,7 @@ def test_wake_word_task_shapes_and_kinds(tiny) -> None:
 
 def test_negative_stream_and_demo(tiny) -> None:
     stream = speech.negative_stream(tiny, workers=1)
-    assert stream["features"].shape == (40, speech.n_frames(60 * 16_000))
+    assert stream["features"].shape == (40, audio.n_frames(60 * 16_000))
     assert stream["hours"] == pytest.approx(1 / 60)
     demo = speech.demo_stream(seconds=12, n_wake=1)
     assert demo["audio"].shape == (12 * 16_000,) and len(demo["onsets_s"]) <= 1
@@ -211,10 +212,10 @@ def test_negative_stream_and_demo(tiny) -> None:
 
 
 def test_wav_round_trip(tmp_path: Path) -> None:
-    audio = torch.sin(torch.linspace(0, 100, 8_000)) * 0.5
-    path = speech.save_wav(tmp_path / "sine.wav", audio)
-    back, rate = speech.load_wav(path)
-    assert rate == speech.SAMPLE_RATE and np.allclose(back, audio.numpy(), atol=1e-4)
+    wave = torch.sin(torch.linspace(0, 100, 8_000)) * 0.5
+    path = audio.save_wav(tmp_path / "sine.wav", wave)
+    back, rate = audio.load_wav(path)
+    assert rate == audio.SAMPLE_RATE and np.allclose(back, wave.numpy(), atol=1e-4)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux only")
@@ -254,5 +255,5 @@ def test_more_positive_speakers_for_a_bigger_wake_word_set() -> None:
     assert len(set(few)) == speech.N_POSITIVE_SPEAKERS and len(set(many)) == 5 * speech.N_POSITIVE_SPEAKERS
     assert all(variant in split.train_variants for _, variant in many)
     profile = get_profile("quick")
-    assert speech._wake_train_config(profile, 100, 0)["speakers"] == speech.N_POSITIVE_SPEAKERS
-    assert speech._wake_train_config(profile, 500, 0, n_speakers=40)["speakers"] == 40
+    assert speech.wake_train_config(profile, 100, 0)["speakers"] == speech.N_POSITIVE_SPEAKERS
+    assert speech.wake_train_config(profile, 500, 0, n_speakers=40)["speakers"] == 40

@@ -1,4 +1,6 @@
 """The training engine: fit, history, best-weights restore, Ctrl-C, cached features."""
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -46,19 +48,26 @@ def test_best_weights_are_restored():
 
 def test_ctrl_c_returns_the_best_model_so_far(monkeypatch):
     X, y = separable_data()
-    calls = {"n": 0}
+    after_epoch = []  # the weights at the end of each completed epoch
     real = train.train_one_epoch
 
-    def interrupted(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
+    def interrupted(model, *args, **kwargs):
+        if len(after_epoch) == 2:  # Ctrl-C in the middle of epoch 3, after some steps spoilt the weights
+            with torch.no_grad():
+                model.weight.add_(100.0)
             raise KeyboardInterrupt
-        return real(*args, **kwargs)
+        loss = real(model, *args, **kwargs)
+        after_epoch.append(copy.deepcopy(model.state_dict()))
+        return loss
 
     monkeypatch.setattr(train, "train_one_epoch", interrupted)
+    torch.manual_seed(0)
     model = nn.Linear(10, 2)
     history = train.fit(model, X, y, epochs=10, device=CPU, X_val=X, y_val=y, progress=False)
-    assert history.interrupted and len(history.train_loss) == 2
+    assert history.interrupted and len(history.train_loss) == len(history.val_accuracy) == 2
+    assert history.best_epoch in (0, 1)
+    best = after_epoch[history.best_epoch]
+    assert all(torch.equal(model.state_dict()[name], best[name]) for name in best)
 
 
 def test_cached_features_equal_the_backbone_output():

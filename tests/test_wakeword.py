@@ -5,6 +5,7 @@ plumbing, not the numbers (notebook 04 asserts those).
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,7 @@ def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict:
     monkeypatch.setenv("TL_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
     data, calls = fake_data(), {"task_a": 0, "positives": [], "speakers": []}
 
-    def task_a(profile: object) -> dict:
+    def task_a(profile: object, **_: object) -> dict:
         calls["task_a"] += 1
         return data["a"]
 
@@ -59,9 +60,8 @@ def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict:
     monkeypatch.setattr(speech, "speech_task_a", task_a)
     monkeypatch.setattr(speech, "wake_word_task", wake)
     monkeypatch.setattr(speech, "negative_stream", lambda profile: data["stream"])
-    monkeypatch.setitem(wakeword.RECIPE, "epochs", 1)
-    monkeypatch.setitem(wakeword.REVERSED, "n_clips_a", 40)
-    monkeypatch.setitem(wakeword.REVERSED, "epochs_a", 1)
+    monkeypatch.setattr(wakeword, "RECIPE", dataclasses.replace(wakeword.RECIPE, epochs=1))
+    monkeypatch.setattr(wakeword, "REVERSED", dataclasses.replace(wakeword.REVERSED, n_clips_a=40, epochs_a=1))
     return {"data": data, "calls": calls}
 
 
@@ -129,7 +129,7 @@ def test_recognizer_is_trained_once_then_loaded(fake: dict, profile: object) -> 
     assert fake["calls"]["task_a"] == 2
 
 
-def test_detector_variants_rows_and_cache(fake: dict, profile: object) -> None:
+def test_detector_variants_rows_and_cache(fake: dict, profile: object, monkeypatch: pytest.MonkeyPatch) -> None:
     rows = wakeword.detector_variants(profile, seeds=(0, 1))
     assert sorted((r["seed"], r["arm"]) for r in rows) == sorted((s, a) for s in (0, 1) for a in wakeword.ARMS)
     for row in rows:
@@ -139,8 +139,10 @@ def test_detector_variants_rows_and_cache(fake: dict, profile: object) -> None:
     frozen = [r for r in rows if r["arm"] == "frozen + new layers"]
     full = [r for r in rows if r["arm"] == "all layers"]
     assert frozen[0]["trainable_params"] < full[0]["trainable_params"]
-    calls = fake["calls"]["task_a"]
-    assert wakeword.detector_variants(profile, seeds=(0, 1)) == rows and fake["calls"]["task_a"] == calls
+    calls, fits = fake["calls"]["task_a"], []
+    monkeypatch.setattr(train, "fit", lambda *args, **kwargs: fits.append(args))  # a second run must not train
+    assert wakeword.detector_variants(profile, seeds=(0, 1)) == rows
+    assert fits == [] and fake["calls"]["task_a"] == calls
     table = wakeword.summary_table(rows)
     assert all(arm in table for arm in wakeword.ARMS) and "±" in table
     grid, frr = wakeword.mean_det_points(rows, "scratch")
@@ -169,3 +171,12 @@ def test_summaries_on_hand_made_rows() -> None:
     assert wakeword.best_transferred_arm(rows) == "frozen + new layers"
     with pytest.raises(ValueError, match="no runs"):
         wakeword.per_seed(rows, "last block", "eer")
+
+
+def test_recognizer_learns_every_word_its_data_have(fake: dict, profile: object) -> None:
+    # Speech Commands has 34 words, fewer than a profile's speech_words_a: the data decide
+    many = replace_profile(profile, speech_words_a=100)
+    model, info = wakeword.pretrained_recognizer(many)
+    assert len(info["words"]) == 12 and model.head.out_features == 12
+    with pytest.raises(ValueError, match="12 words"):
+        wakeword.pretrained_recognizer(many, words=20)

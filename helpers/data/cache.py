@@ -5,22 +5,25 @@ version stamp), so changing a generator or a hyper-parameter can never serve sta
 payload is a dict of tensors/numbers saved with ``torch.save`` and read back with
 ``weights_only=True``; a sidecar JSON holds the config and a SHA-256 of the payload, checked on
 every load. Writes go to a temporary file and are renamed into place, and a lock file makes a
-second process wait for the first builder instead of building the same entry twice.
+second process wait for the first builder instead of building the same entry twice. An entry that
+is already there and intact is loaded without the lock, so a read-only cache can be shared.
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
+from filelock import FileLock
 
 from helpers.config import data_dir
+from helpers.data.download import file_digest
 
 
 class CacheError(RuntimeError):
@@ -38,11 +41,8 @@ def entry_path(name: str, config: dict[str, Any], root: Path | None = None) -> P
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """SHA-256 of the file at ``path`` (hex), the checksum a sidecar records."""
+    return file_digest(path, "sha256")
 
 
 def _write_atomic(path: Path, payload: dict[str, Any], config: dict[str, Any]) -> None:
@@ -75,18 +75,30 @@ def _read_verified(path: Path) -> dict[str, Any] | None:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+@contextmanager
+def _build_lock(path: Path) -> Iterator[None]:
+    """Hold the lock beside ``path`` (``filelock``: flock on Unix, msvcrt on Windows)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(path.with_suffix(".lock"))
+        lock.acquire()
+    except OSError as exc:
+        raise CacheError(f"cannot write the cache under {path.parent} ({exc}); "
+                         "set TL_DATA_DIR / TL_ARTIFACTS_DIR to a writable folder") from exc
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def load_or_build(name: str, config: dict[str, Any], build: Callable[[], dict[str, Any]],
                   root: Path | None = None) -> dict[str, Any]:
     """Return the cached payload for (name, config), building and storing it if needed."""
     path = entry_path(name, config, root)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock = open(path.with_suffix(".lock"), "a")
-    except OSError as exc:
-        raise CacheError(f"cannot write the cache under {path.parent} ({exc}); "
-                         "set TL_DATA_DIR / TL_ARTIFACTS_DIR to a writable folder") from exc
-    with lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # a second builder waits, then loads
+    payload = _read_verified(path)  # no lock to read: a read-only cache needs no write access
+    if payload is not None:
+        return payload
+    with _build_lock(path):  # a second builder waits here, then finds the entry and loads it
         payload = _read_verified(path)
         if payload is None:
             payload = build()

@@ -6,7 +6,10 @@
 * Google Speech Commands v2 gives the speech tasks: 34 words for the recognizer (task A) and
   "marvin" as the wake word (task B), with its speaker-disjoint validation/testing lists.
 
-The course uses generated data unless ``TL_DATA=real``. Fetch and convert once with
+This module holds the registry of those downloads (:data:`SOURCES`) and the converters; the
+download mechanism is :mod:`helpers.data.download`, the audio front end shared with the
+generator :mod:`helpers.data.audio`. The course uses generated data unless ``TL_DATA=real``
+(:mod:`helpers.data.sources`). Fetch and convert once with
 ``python data_scripts/fetch_real.py {images,speech,all} --profile P``. Downloads are verified
 against the checksums the maintained libraries publish (torchvision, medmnist, torchaudio),
 staged in a temporary folder and moved into place only when complete; conversions are cached
@@ -14,72 +17,51 @@ with :func:`helpers.data.cache.load_or_build` under ``data_dir()/real/``.
 """
 from __future__ import annotations
 
-import hashlib
-import http.client
 import itertools
 import math
-import os
 import pickle
-import shutil
-import tarfile
-import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 import torchvision
-from torchvision.datasets.utils import download_url, extract_archive
 
 from helpers.config import ConfigError, Profile, data_dir, get_profile
+from helpers.data import download
+from helpers.data.audio import (
+    CONTEXT_B_S,
+    FRAME_RATE,
+    HOP,
+    N_MELS,
+    SAMPLE_RATE,
+    WINDOW_A_S,
+    WINDOW_B_S,
+    as_dtype,
+    crops,
+    frames_for,
+    lay_out,
+    logmel,
+    logmel_stream,
+    place,
+    read_clip,
+    set_level,
+    split_counts,
+    to_int16,
+)
+from helpers.data.augment import AUGMENT
 from helpers.data.cache import load_or_build
+from helpers.data.download import RealDataError, RealDataMissing, Source
 
-if TYPE_CHECKING:
-    from types import ModuleType
 
 VERSION = 1  # bump when a conversion changes: cached real data sets are then rebuilt
-DATA_SOURCES = ("synthetic", "real")
-USER_AGENT = "transfer-learning-course"
-
-
-class RealDataError(RuntimeError):
-    """A real data set cannot be fetched or read; the message says what to do."""
-
-
-class RealDataMissing(RealDataError):
-    """``TL_DATA=real`` but the data set was never fetched; the message gives the command."""
-
-
-def data_source() -> str:
-    """``$TL_DATA``: ``synthetic`` (the default, offline) or ``real`` (fetched data sets)."""
-    value = os.environ.get("TL_DATA") or "synthetic"
-    if value.strip().lower() not in DATA_SOURCES:
-        raise ConfigError(f"unknown data source TL_DATA={value!r}: choose one of {', '.join(DATA_SOURCES)}")
-    return value.strip().lower()
 
 
 # ----------------------------------------------------------------------------- registry
-@dataclass(frozen=True)
-class Source:
-    """One downloadable file and how to check and unpack it."""
-
-    name: str
-    url: str
-    filename: str  # name of the download on disk
-    checksum: str  # hex digest of the download
-    algorithm: str  # hashlib name of the checksum: "md5" or "sha256"
-    size_note: str  # what the user is about to download
-    group: str  # the fetch_real.py command that fetches it: "images" or "speech"
-    folder: str | None = None  # archives are extracted into this folder (None: used as is)
-
-
 def _speech_commands_release() -> tuple[str, str]:
     """URL and SHA-256 of Speech Commands v0.02 as torchaudio's SPEECHCOMMANDS uses them."""
     try:
@@ -107,6 +89,7 @@ SOURCES: dict[str, Source] = {
 
 
 def _source(name: str) -> Source:
+    """The registry entry ``name``, or ConfigError listing the known ones."""
     if name not in SOURCES:
         raise ConfigError(f"unknown real data set {name!r}: choose one of {', '.join(SOURCES)}")
     return SOURCES[name]
@@ -126,103 +109,13 @@ def _log(message: str) -> None:
     print(f"[real] {message}", flush=True)
 
 
-# ----------------------------------------------------------------------------- download
-def file_digest(path: Path, algorithm: str) -> str:
-    """Hex digest of a file (``algorithm``: a hashlib name), read in blocks."""
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-@contextmanager
-def _network_errors(url: str) -> Iterator[None]:
-    """Turn the many ways a download fails into one RealDataError that says what to do."""
-    try:
-        yield
-    except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as exc:
-        reason = getattr(exc, "reason", None) or exc
-        raise RealDataError(f"cannot download {url} ({reason}); nothing was kept. Check the network and run "
-                            "the command again. Only real data sets need a network: the default course "
-                            "(TL_DATA=synthetic) runs offline.") from exc
-
-
-def _remote_size(url: str) -> int | None:
-    """Content-Length announced by the server (None when it does not say)."""
-    request = urllib.request.Request(url, method="HEAD", headers={"User-Agent": USER_AGENT})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            length = response.headers.get("Content-Length", "")
-    except urllib.error.HTTPError:
-        return None  # some servers refuse HEAD: the checksum still guards the download
-    return int(length) if length.isdigit() else None
-
-
-def _verify(path: Path, source: Source, expected_bytes: int | None = None) -> None:
-    """Raise RealDataError unless ``path`` is complete and has the published checksum."""
-    size = path.stat().st_size
-    if expected_bytes is not None and size < expected_bytes:
-        raise RealDataError(f"the download of {source.url} was interrupted ({size:,} of {expected_bytes:,} "
-                            "bytes); nothing was kept: run the command again to restart it")
-    actual = file_digest(path, source.algorithm)
-    if actual != source.checksum:
-        raise RealDataError(f"checksum mismatch for {source.filename} from {source.url}: expected "
-                            f"{source.algorithm} {source.checksum}, got {actual}; the file was deleted. "
-                            "Run the command again; if it persists the server serves a different file.")
-
-
-def _download(source: Source, target: Path) -> None:
-    """Download into a staging folder, verify, then move into place (never a partial file)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{source.filename}."))
-    try:
-        staged = staging / source.filename
-        with _network_errors(source.url):
-            expected = _remote_size(source.url)
-            download_url(source.url, str(staging), source.filename)
-        _verify(staged, source, expected)
-        os.chmod(staged, 0o644)
-        os.replace(staged, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def _extract(archive: Path, ready: Path) -> None:
-    """Extract into a scratch folder renamed to ``ready``: a folder that exists is complete."""
-    scratch = Path(tempfile.mkdtemp(dir=ready.parent, prefix=f".{ready.name}."))
-    try:
-        extract_archive(str(archive), str(scratch))
-        os.chmod(scratch, 0o755)
-        os.replace(scratch, ready)
-    except (tarfile.TarError, EOFError) as exc:
-        raise RealDataError(f"cannot extract {archive} ({exc}): delete it and fetch again") from exc
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
 def fetch(name: str, root: Path | None = None) -> Path:
     """Download (if needed), verify and extract the real data set ``name`` (a key of SOURCES).
 
     Returns the extracted folder (archives) or the verified file. A verified download or a
     complete extraction already under ``root`` (default ``raw_dir()``) is not fetched again.
     """
-    source = _source(name)
-    root = Path(root) if root is not None else raw_dir()
-    archive = root / source.filename
-    ready = root / source.folder if source.folder else archive
-    if source.folder and ready.is_dir():
-        return ready
-    if archive.exists() and file_digest(archive, source.algorithm) != source.checksum:
-        _log(f"{archive} does not match its checksum: downloading it again")
-        archive.unlink()
-    if not archive.exists():
-        _log(f"downloading {source.size_note} from {source.url}")
-        _download(source, archive)
-    if source.folder:
-        _log(f"extracting {archive.name}")
-        _extract(archive, ready)
-    return ready
+    return download.fetch(_source(name), Path(root) if root is not None else raw_dir())
 
 
 def _require(name: str, profile: Profile) -> Path:
@@ -277,6 +170,7 @@ def _images_payload(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray
 
 
 def _build_image_task_a(config: dict[str, Any], profile: Profile) -> dict[str, Any]:
+    """Read the fetched CIFAR-10 batches and convert them to the generated layout."""
     folder = _require("cifar10", profile) / _CIFAR.base_folder
     with open(folder / "batches.meta", "rb") as handle:
         classes = pickle.load(handle, encoding="latin1")["label_names"]
@@ -284,7 +178,10 @@ def _build_image_task_a(config: dict[str, Any], profile: Profile) -> dict[str, A
     return _images_payload(train, _read_cifar(folder, ["test_batch"]), config, classes)
 
 
-def _image_config(name: str, profile: Profile, n: int, n_test: int) -> dict[str, Any]:
+def image_config(name: str, profile: Profile) -> dict[str, Any]:
+    """The cache config of a converted image data set ("cifar10" or "pneumoniamnist")."""
+    n, n_test = ((profile.n_task_a, profile.n_task_a_test) if name == "cifar10"
+                 else (profile.n_task_b_pool, profile.n_task_b_test))
     return {"version": VERSION, "source": name, "checksum": _source(name).checksum, "size": profile.image_size,
             "n": n, "n_test": n_test}
 
@@ -294,11 +191,12 @@ def image_task_a(profile: Profile | None = None) -> dict[str, Any]:
     ``y_test`` and ``classes`` (10 names). ``n`` is at most ``profile.n_task_a`` (50,000
     available), the test set at most ``profile.n_task_a_test`` (10,000 available)."""
     profile = profile or get_profile()
-    config = _image_config("cifar10", profile, profile.n_task_a, profile.n_task_a_test)
+    config = image_config("cifar10", profile)
     return load_or_build("real_image_task_a", config, lambda: _build_image_task_a(config, profile), root=real_dir())
 
 
 def _build_image_task_b(config: dict[str, Any], profile: Profile) -> dict[str, Any]:
+    """Read the fetched PneumoniaMNIST npz and convert it to the generated layout."""
     with np.load(_require("pneumoniamnist", profile)) as npz:
         train = (npz["train_images"][:, None], npz["train_labels"].reshape(-1))
         test = (np.concatenate([npz["val_images"], npz["test_images"]])[:, None],
@@ -313,26 +211,20 @@ def image_task_b(profile: Profile | None = None) -> dict[str, Any]:
     ``profile.n_task_b_pool`` / ``n_task_b_test``; 28x28 images are resized bilinearly to S.
     """
     profile = profile or get_profile()
-    config = _image_config("pneumoniamnist", profile, profile.n_task_b_pool, profile.n_task_b_test)
+    config = image_config("pneumoniamnist", profile)
     return load_or_build("real_image_task_b", config, lambda: _build_image_task_b(config, profile), root=real_dir())
 
 
 # ----------------------------------------------------------------------------- speech
 WAKE_WORD = "marvin"  # a Speech Commands word that task A never sees
 FLOOR_DBFS = (-65.0, -45.0)  # a faint background under every clip: no digitally silent padding
-NOISE_ONLY_DBFS = (-55.0, -25.0)  # level of noise-only negatives (as the generated data)
+NOISE_ONLY_DBFS = AUGMENT.noise_only_dbfs  # level of noise-only negatives: as in the generated data
 STREAM_NOISE_DBFS = (-55.0, -35.0)  # background level of each minute of the negative stream
 TRAIN_NOISE_SHARE = 0.7  # first 70 % of each background recording for training, the rest for tests
 NEGATIVE_MIX = {"word": 0.5, "same_voice": 0.15, "speech_crop": 0.2, "noise": 0.15}
 TEST_MIX = {"positive": 0.25, "word": 0.45, "speech_crop": 0.15, "noise": 0.15}
 PROLIFIC = 3  # speakers who said the wake word this often are chosen first: few voices say the positives
 STREAM_CHUNK_S = 60  # one background per minute of stream
-
-
-def _speech() -> ModuleType:
-    from helpers.data import speech  # lazily: speech switches to this module under TL_DATA=real
-
-    return speech
 
 
 @dataclass(frozen=True)
@@ -346,6 +238,7 @@ class Recording:
 
 
 def _read_list(folder: Path, name: str) -> set[str]:
+    """The clip paths listed in ``folder/name`` (an official split list)."""
     path = folder / name
     if not path.exists():
         raise RealDataError(f"{path} is missing: the extraction is incomplete; delete {folder} and fetch again")
@@ -365,18 +258,6 @@ def speech_index(folder: Path) -> list[Recording]:
     return records
 
 
-def read_clip(path: Path) -> torch.Tensor:
-    """A WAV file as float32 mono at 16 kHz (soundfile: torchaudio.load needs FFmpeg here)."""
-    speech = _speech()
-    audio, rate = speech.load_wav(path)
-    wave = torch.from_numpy(np.ascontiguousarray(audio, np.float32))
-    if rate != speech.SAMPLE_RATE:
-        import torchaudio
-
-        wave = torchaudio.functional.resample(wave, rate, speech.SAMPLE_RATE)
-    return wave
-
-
 def noise_bank(folder: Path, side: str) -> torch.Tensor:
     """The ``_background_noise_`` recordings joined: their first 70 % for ``side='train'``,
     the rest for ``'test'``, so test backgrounds are never heard in training."""
@@ -391,35 +272,25 @@ def noise_bank(folder: Path, side: str) -> torch.Tensor:
     return torch.cat(parts)
 
 
-def _crops(bank: torch.Tensor, n: int, length: int, rng: np.random.Generator) -> torch.Tensor:
-    """``n`` random crops [n, length] of a recording (repeated when it is too short)."""
-    if len(bank) < length:
-        bank = bank.repeat(length // len(bank) + 1)
-    starts = rng.integers(len(bank) - length + 1, size=n)
-    return torch.stack([bank[s:s + length] for s in starts]) if n else torch.zeros(0, length)
-
-
 def _render_audio(folder: Path, items: Sequence[tuple[str, ...]], length: int, bank: torch.Tensor,
                   rng: np.random.Generator) -> torch.Tensor:
     """Windows [n, length]: each item's clips joined, placed (or cropped) at random, over a
     faint background; an empty item is background noise only, at a louder level."""
-    speech = _speech()
     clips = [torch.cat([read_clip(folder / p) for p in item]) if item else torch.zeros(0) for item in items]
-    voiced, _ = speech.place(clips, length, rng, allow_crop=True)
+    voiced, _ = place(clips, length, rng, allow_crop=True)
     silent = torch.tensor([not item for item in items], dtype=torch.bool)
     levels = torch.as_tensor(np.where(silent.numpy(), rng.uniform(*NOISE_ONLY_DBFS, size=len(items)),
                                       rng.uniform(*FLOOR_DBFS, size=len(items))))
-    return voiced + speech.set_level(_crops(bank, len(items), length, rng), levels)
+    return voiced + set_level(crops(bank, len(items), length, rng), levels)
 
 
 def _render(folder: Path, items: Sequence[tuple[str, ...]], seconds: float, bank: torch.Tensor,
             rng: np.random.Generator, block: int = 500) -> torch.Tensor:
     """Log-mel features, float16 [n, 1, 40, frames], of the windows of ``items`` (by blocks)."""
-    speech = _speech()
-    length = round(seconds * speech.SAMPLE_RATE)
-    parts = [speech.logmel(_render_audio(folder, items[start:start + block], length, bank, rng)).half()
+    length = round(seconds * SAMPLE_RATE)
+    parts = [logmel(_render_audio(folder, items[start:start + block], length, bank, rng)).half()
              for start in range(0, len(items), block)]
-    empty = torch.zeros(0, 1, speech.N_MELS, speech.frames_for(seconds), dtype=torch.float16)
+    empty = torch.zeros(0, 1, N_MELS, frames_for(seconds), dtype=torch.float16)
     return torch.cat(parts) if parts else empty
 
 
@@ -430,23 +301,42 @@ def _sample(pool: Sequence[Recording], n: int, rng: np.random.Generator) -> list
     return [pool[i] for i in rng.choice(len(pool), size=n, replace=n > len(pool))] if n else []
 
 
-def _counts(total: int, mix: dict[str, float]) -> dict[str, int]:
-    counts = {kind: int(total * share) for kind, share in mix.items()}
-    counts[next(iter(mix))] += total - sum(counts.values())
-    return counts
-
-
 def _words_a(records: Sequence[Recording], n_words: int) -> list[str]:
+    """Task A's vocabulary: the data set's words other than the wake word, at most ``n_words``."""
     return sorted({r.word for r in records} - {WAKE_WORD})[:n_words]
 
 
 def _speech_config(profile: Profile, **fields: Any) -> dict[str, Any]:
-    speech = _speech()
-    return {"version": VERSION, "checksum": _source("speech_commands").checksum, "n_mels": speech.N_MELS,
-            "hop": speech.HOP, "floor_dbfs": FLOOR_DBFS, "words": profile.speech_words_a, **fields}
+    """The cache config of a converted speech data set: the download's checksum and ``fields``."""
+    return {"version": VERSION, "checksum": _source("speech_commands").checksum, "n_mels": N_MELS,
+            "hop": HOP, "floor_dbfs": FLOOR_DBFS, "words": profile.speech_words_a, **fields}
+
+
+def speech_task_a_config(profile: Profile) -> dict[str, Any]:
+    """The cache config of the converted word-recognizer clips."""
+    return _speech_config(profile, train=profile.speech_clips_a, test=profile.speech_clips_a_test,
+                          seconds=WINDOW_A_S, seed=0)
+
+
+def wake_train_config(profile: Profile, n_positives: int | None = None, seed: int = 0) -> dict[str, Any]:
+    """The cache config of the converted wake-word training windows."""
+    n_positives = profile.speech_positives_b if n_positives is None else n_positives
+    return _speech_config(profile, positives=n_positives, negatives=profile.speech_negatives_b,
+                          seconds=WINDOW_B_S, seed=seed)
+
+
+def wake_test_config(profile: Profile) -> dict[str, Any]:
+    """The cache config of the converted wake-word test clips."""
+    return _speech_config(profile, clips=profile.speech_test_b, seconds=CONTEXT_B_S, window_s=WINDOW_B_S, seed=0)
+
+
+def negative_stream_config(profile: Profile) -> dict[str, Any]:
+    """The cache config of the converted negative stream."""
+    return _speech_config(profile, hours=profile.speech_stream_hours, chunk_s=STREAM_CHUNK_S, seed=0)
 
 
 def _build_speech_task_a(config: dict[str, Any], profile: Profile) -> dict[str, Any]:
+    """Render task A from the official training and testing splits."""
     started, folder = time.perf_counter(), _require("speech_commands", profile)
     records = speech_index(folder)
     words = _words_a(records, config["words"])
@@ -468,12 +358,11 @@ def _build_speech_task_a(config: dict[str, Any], profile: Profile) -> dict[str, 
 def _word_examples(folder: Path, records: Sequence[Recording], words: Sequence[str], seconds: float,
                    rng: np.random.Generator) -> dict[str, Any]:
     """One test clip of each of ``words`` as int16 audio, to listen to in the notebook."""
-    speech = _speech()
     first = {r.word: r for r in reversed(records) if r.split == "test"}
     shown = [first[word] for word in words if word in first]
-    audio = _render_audio(folder, [(r.path,) for r in shown], round(seconds * speech.SAMPLE_RATE),
+    audio = _render_audio(folder, [(r.path,) for r in shown], round(seconds * SAMPLE_RATE),
                           noise_bank(folder, "test"), rng)
-    return {"audio": speech.to_int16(audio), "labels": [r.word for r in shown]}
+    return {"audio": to_int16(audio), "labels": [r.word for r in shown]}
 
 
 def speech_task_a(profile: Profile | None = None, dtype: torch.dtype = torch.float32,
@@ -488,11 +377,10 @@ def speech_task_a(profile: Profile | None = None, dtype: torch.dtype = torch.flo
     augmentation), over a faint background-noise floor. ``workers`` is ignored.
     """
     profile = profile or get_profile()
-    config = _speech_config(profile, train=profile.speech_clips_a, test=profile.speech_clips_a_test,
-                            seconds=_speech().WINDOW_A_S, seed=0)
+    config = speech_task_a_config(profile)
     payload = load_or_build("real_speech_task_a", config, lambda: _build_speech_task_a(config, profile),
                             root=real_dir())
-    return _speech()._as_dtype(payload, dtype)
+    return as_dtype(payload, dtype)
 
 
 def _items(counts: dict[str, int], sources: dict[str, Sequence[Recording]], crop_clips: int,
@@ -527,6 +415,7 @@ def _positive_speakers(train: Sequence[Recording], n: int, rng: np.random.Genera
 
 
 def _build_wake_train(config: dict[str, Any], profile: Profile) -> dict[str, Any]:
+    """Render the wake-word training set: "marvin" said by a few training speakers."""
     folder = _require("speech_commands", profile)
     train = [r for r in speech_index(folder) if r.split == "train"]
     rng = np.random.default_rng([config["seed"], 1])
@@ -535,7 +424,7 @@ def _build_wake_train(config: dict[str, Any], profile: Profile) -> dict[str, Any
     others = [r for r in train if r.word != WAKE_WORD]
     sources = {"positive": positives, "word": [r for r in others if r.speaker not in speakers] or others,
                "same_voice": [r for r in others if r.speaker in speakers] or others}
-    counts = {"positive": len(positives), **_counts(config["negatives"], NEGATIVE_MIX)}
+    counts = {"positive": len(positives), **split_counts(config["negatives"], NEGATIVE_MIX)}
     items, kinds = _items(counts, sources, 2, rng)
     X = _render(folder, items, config["seconds"], noise_bank(folder, "train"), rng)
     return {"X_train": X, "y_train": torch.tensor([k == "positive" for k in kinds], dtype=torch.int64),
@@ -543,20 +432,21 @@ def _build_wake_train(config: dict[str, Any], profile: Profile) -> dict[str, Any
 
 
 def _build_wake_test(config: dict[str, Any], profile: Profile) -> dict[str, Any]:
+    """Render the wake-word test set from the testing list, with one example of each kind."""
     folder = _require("speech_commands", profile)
     test = [r for r in speech_index(folder) if r.split == "test"]
     rng = np.random.default_rng([config["seed"], 2])
     sources = {"positive": [r for r in test if r.word == WAKE_WORD], "word": [r for r in test if r.word != WAKE_WORD]}
-    counts = _counts(config["clips"], TEST_MIX)
+    counts = split_counts(config["clips"], TEST_MIX)
     counts["positive"] = min(counts["positive"], len(sources["positive"]))  # never repeat a test positive
     items, kinds = _items(counts, sources, 4, rng)
     bank = noise_bank(folder, "test")
     X = _render(folder, items, config["seconds"], bank, rng)
     firsts = [kinds.index(kind) for kind in dict.fromkeys(kinds)]  # one example of each kind
-    length = round(config["window_s"] * _speech().SAMPLE_RATE)
+    length = round(config["window_s"] * SAMPLE_RATE)
     audio = _render_audio(folder, [items[i] for i in firsts], length, bank, rng)
     return {"X_test": X, "y_test": torch.tensor([k == "positive" for k in kinds], dtype=torch.int64),
-            "kind_test": kinds, "examples": {"audio": _speech().to_int16(audio), "labels": [kinds[i] for i in firsts]}}
+            "kind_test": kinds, "examples": {"audio": to_int16(audio), "labels": [kinds[i] for i in firsts]}}
 
 
 def wake_word_task(profile: Profile | None = None, n_positives: int | None = None, seed: int = 0,
@@ -573,36 +463,32 @@ def wake_word_task(profile: Profile | None = None, n_positives: int | None = Non
     single words; counts are upper bounds (about 200 test positives exist). ``workers`` is ignored.
     """
     profile = profile or get_profile()
-    speech = _speech()
-    n_positives = profile.speech_positives_b if n_positives is None else n_positives
-    train_config = _speech_config(profile, positives=n_positives, negatives=profile.speech_negatives_b,
-                                  seconds=speech.WINDOW_B_S, seed=seed)
-    test_config = _speech_config(profile, clips=profile.speech_test_b, seconds=speech.CONTEXT_B_S,
-                                 window_s=speech.WINDOW_B_S, seed=0)
+    train_config, test_config = wake_train_config(profile, n_positives, seed), wake_test_config(profile)
     train = load_or_build("real_speech_wake_train", train_config, lambda: _build_wake_train(train_config, profile),
                           root=real_dir())
     test = load_or_build("real_speech_wake_test", test_config, lambda: _build_wake_test(test_config, profile),
                          root=real_dir())
-    return speech._as_dtype({**train, **test, "window_frames": speech.frames_for(speech.WINDOW_B_S),
-                             "wake_phrase": WAKE_WORD}, dtype)
+    return as_dtype({**train, **test, "window_frames": frames_for(WINDOW_B_S), "wake_phrase": WAKE_WORD},
+                    dtype)
 
 
 def _build_negative_stream(config: dict[str, Any], profile: Profile) -> dict[str, Any]:
-    speech, folder = _speech(), _require("speech_commands", profile)
+    """Test-split words one after another, a minute at a time, then log-mel features."""
+    folder = _require("speech_commands", profile)
     pool = [r for r in speech_index(folder) if r.split == "test" and r.word != WAKE_WORD]
     if not pool:
         raise RealDataError(f"no test clips under {folder}: delete it and fetch again")
     rng, bank = np.random.default_rng(config["seed"]), noise_bank(folder, "test")
     clips = (read_clip(folder / pool[i].path) for i in itertools.cycle(rng.permutation(len(pool))))
-    length = config["chunk_s"] * speech.SAMPLE_RATE
+    length = config["chunk_s"] * SAMPLE_RATE
     n_chunks = math.ceil(config["hours"] * 3600 / config["chunk_s"])
     minutes = []
     for _ in range(n_chunks):
-        track, _ = speech._lay_out(clips, length, rng)
-        noise = speech.set_level(_crops(bank, 1, length, rng), torch.tensor([rng.uniform(*STREAM_NOISE_DBFS)]))
-        minutes.append(speech.to_int16(track + noise[0]))
+        track, _ = lay_out(clips, length, rng)
+        noise = set_level(crops(bank, 1, length, rng), torch.tensor([rng.uniform(*STREAM_NOISE_DBFS)]))
+        minutes.append(to_int16(track + noise[0]))
     audio = torch.cat(minutes).float() / 32767
-    return {"features": speech.logmel_stream(audio), "hours": n_chunks * config["chunk_s"] / 3600}
+    return {"features": logmel_stream(audio), "hours": n_chunks * config["chunk_s"] / 3600}
 
 
 def negative_stream(profile: Profile | None = None, dtype: torch.dtype = torch.float32,
@@ -616,7 +502,7 @@ def negative_stream(profile: Profile | None = None, dtype: torch.dtype = torch.f
     ``workers`` is ignored.
     """
     profile = profile or get_profile()
-    config = _speech_config(profile, hours=profile.speech_stream_hours, chunk_s=STREAM_CHUNK_S, seed=0)
+    config = negative_stream_config(profile)
     payload = load_or_build("real_speech_negative_stream", config,
                             lambda: _build_negative_stream(config, profile), root=real_dir())
-    return _speech()._as_dtype({**payload, "frame_rate": _speech().FRAME_RATE}, dtype)
+    return as_dtype({**payload, "frame_rate": FRAME_RATE}, dtype)

@@ -90,9 +90,5 @@ class KeywordNet(nn.Module):
         """The residual blocks in order (the last one is "the last block" of the lecture)."""
         return [m for m in self.features if isinstance(m, TemporalBlock)]
 
-    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
-        """The last block's output [n, C, 1, frames / 8], before pooling over time."""
-        return self.features[:-2](x)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))

@@ -1,23 +1,33 @@
 """The executed course as a static site: build/html/index.html and one page per notebook.
 
-``python -m helpers.course run`` writes each executed notebook's page (build/html/NN_*.html,
-plots and audio players embedded); :func:`build_site` adds the index: the course map, the
-results table from build/results.json with every claim's bar and whether it held, the run
-times, and the real-browser snapshot of the widget when ``make test`` took one. Every page
-opens from the file system; no server is needed. ``make site`` (or ``make run``) builds it.
+``python -m helpers.authoring.course run`` writes each executed notebook's page
+(build/html/NN_*.html, plots and audio players embedded); :func:`build_site` adds the index: the
+course map, which data the run used, the results table from build/results.json with every
+claim's bar and whether it held, the run times, and the real-browser snapshot of the widget when
+``make test`` took one. Every page opens from the file system; no server is needed. ``make site``
+(or ``make run``) builds it.
 """
 from __future__ import annotations
 
 import base64
 import html
-import json
 from pathlib import Path
 
 import nbformat
 
 from helpers import claims, config, results
+from helpers.authoring.notebooks import course_notebooks, load_timings
+from helpers.data.sources import data_source
 
 NAV_MARK = "<!-- tl-course-nav -->"
+DATA_SOURCES = {  # what the index says about the data, by the TL_DATA the run used
+    "synthetic": "The data are generated locally (<code>TL_DATA=synthetic</code>): the images of task A "
+                 "are procedural objects and the X-rays of task B are <b>simulated</b> chest radiographs; "
+                 "the speech is synthesised.",
+    "real": "The data are the <b>real</b> data sets fetched by <code>data_scripts/fetch_real.py</code> "
+            "(<code>TL_DATA=real</code>): CIFAR-10 in grayscale for task A, PneumoniaMNIST chest X-rays "
+            "for task B, Google Speech Commands v2 for the speech lessons.",
+}
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
 table { border-collapse: collapse; margin: 1rem 0; } td, th { border: 1px solid #ccc; padding: .3rem .6rem; }
@@ -114,16 +124,15 @@ def add_navigation(page: Path) -> bool:
 
 def build_site(notebooks: list[Path] | None = None) -> Path:
     """Write build/html/index.html (and navigation on every page); return its path."""
-    from helpers.course import course_notebooks  # course imports nbconvert lazily; keep this light
-
     build = config.build_dir()
     pages = build / "html"
     pages.mkdir(parents=True, exist_ok=True)
     notebooks = notebooks if notebooks is not None else course_notebooks()
     data = results.load_results()
-    timings_file = build / "timings.json"
-    timing_data = json.loads(timings_file.read_text()) if timings_file.exists() else {}
+    timing_data = load_timings()
     timings, profile = timing_data.get("seconds", {}), timing_data.get("profile", "?")
+    # the source the last run recorded; a run from before it was recorded: today's $TL_DATA
+    source = timing_data.get("data") or data_source()
     for path in notebooks:
         page = pages / f"{path.stem}.html"
         if page.exists():
@@ -133,8 +142,7 @@ def build_site(notebooks: list[Path] | None = None) -> Path:
 <style>{STYLE}</style></head><body>
 <h1>Transfer learning, hands-on</h1>
 <p>The course's notebooks as they ran last (profile <b>{html.escape(str(profile))}</b>), with every
-figure they measured. The data are generated locally: the images of task A are procedural
-objects and the X-rays of task B are <b>simulated</b> chest radiographs; the speech is synthesised.</p>
+figure they measured. {DATA_SOURCES.get(source, html.escape(str(source)))}</p>
 <h2>Course map</h2>{_course_map(notebooks, pages, timings)}
 <h2>Claims and results</h2>
 <p>Each notebook asserts its claims over several seeds; here is every claim with its bar.</p>

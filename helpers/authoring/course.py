@@ -1,12 +1,12 @@
 """Run, check and clean the course notebooks from the command line.
 
-    python -m helpers.course run [--profile quick|standard|full] [NOTEBOOK ...]
-    python -m helpers.course check-clean [NOTEBOOK ...]   # exit 1 if outputs are stored
-    python -m helpers.course strip [NOTEBOOK ...]         # remove outputs in place (authors)
-    python -m helpers.course table                        # print build/results.json
-    python -m helpers.course check-nbval REPORT.xml       # every notebook cell ran under nbval
-    python -m helpers.course site                         # build/html/index.html (after run)
-    python -m helpers.course student                      # build/student/: workshop editions
+    python -m helpers.authoring.course run [--profile quick|standard|full] [NOTEBOOK ...]
+    python -m helpers.authoring.course check-clean [NOTEBOOK ...]   # exit 1 if outputs are stored
+    python -m helpers.authoring.course strip [NOTEBOOK ...]         # remove outputs in place
+    python -m helpers.authoring.course table                        # print build/results.json
+    python -m helpers.authoring.course check-nbval REPORT.xml       # every cell ran under nbval
+    python -m helpers.authoring.course site                         # build/html/index.html
+    python -m helpers.authoring.course student                      # build/student/: editions
 
 ``run`` executes each notebook in order in a fresh kernel of this Python, saves the executed
 copy to build/notebooks/ and an HTML page to build/html/, and stops at the first failing cell
@@ -15,7 +15,6 @@ with a message naming the notebook, the cell and the error.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import sys
@@ -29,8 +28,18 @@ import nbformat
 from nbformat import NotebookNode
 
 from helpers import config, results
+from helpers.authoring import site
+from helpers.authoring.notebooks import (
+    NOTEBOOK_PATTERN,
+    code_cells,
+    course_notebooks,
+    first_source_line,
+    load_timings,
+    notebooks_dir,
+    write_timings,
+)
+from helpers.data.sources import data_source
 
-NOTEBOOK_PATTERN = "[0-9][0-9]_*.ipynb"  # ordered course notebooks: 00_start_here.ipynb, ...
 DEFAULT_CELL_TIMEOUT = 1800  # seconds one cell may run under `run`
 SOLUTION_TAG = "solution"  # cells with this tag hold an exercise's solution: left out of student editions
 INSTRUCTOR_GUIDE = "instructor_guide.md"  # in notebooks/, copied beside the student editions
@@ -50,27 +59,6 @@ class CellTracker:
     def __call__(self, cell: NotebookNode, cell_index: int, **_: object) -> None:
         self.index = cell_index
         self.first_line = first_source_line(cell)
-
-
-def notebooks_dir() -> Path:
-    """The folder of the course notebooks (``notebooks/`` at the repository root)."""
-    return config.REPO_ROOT / "notebooks"
-
-
-def course_notebooks(folder: Path | None = None) -> list[Path]:
-    """The ordered course notebooks (``NN_name.ipynb``) in ``folder``."""
-    return sorted((folder or notebooks_dir()).glob(NOTEBOOK_PATTERN))
-
-
-def first_source_line(cell: NotebookNode) -> str:
-    """The first non-empty source line of a cell ('' for an empty cell)."""
-    lines = [line.strip() for line in cell.source.splitlines() if line.strip()]
-    return lines[0] if lines else ""
-
-
-def code_cells(nb: NotebookNode) -> list[NotebookNode]:
-    """The code cells of a notebook, in order."""
-    return [cell for cell in nb.cells if cell.cell_type == "code"]
 
 
 def dirty_cells(nb: NotebookNode) -> list[int]:
@@ -161,13 +149,13 @@ def execute_notebook(path: Path, profile: str, timeout: int) -> float:
 def run_course(paths: list[Path], profile: str, timeout: int) -> dict[str, float]:
     """Execute ``paths`` in order, printing the time of each; return {stem: seconds}."""
     prepare_build_dir()
+    source = data_source()  # the notebooks inherit $TL_DATA: the site names it
     timings: dict[str, float] = {}
     for path in paths:
-        print(f"--> {path.name} (profile {profile}) ...", flush=True)
+        print(f"--> {path.name} (profile {profile}, {source} data) ...", flush=True)
         timings[path.stem] = execute_notebook(path, profile, timeout)
         print(f"    {path.name}: {timings[path.stem]:.1f} s", flush=True)
-    summary = {"profile": profile, "seconds": timings}
-    results.atomic_write_text(config.build_dir() / "timings.json", json.dumps(summary, indent=2) + "\n")
+    write_timings(profile, timings, source)
     return timings
 
 
@@ -240,10 +228,9 @@ def write_student_editions(paths: list[Path], out: Path | None = None) -> list[P
 
 def measured_times_section() -> str:
     """A markdown table of the last `run`'s time per notebook ('' when there was none)."""
-    timings_file = config.build_dir() / "timings.json"
-    if not timings_file.exists():
+    timings = load_timings()
+    if not timings:
         return ""
-    timings = json.loads(timings_file.read_text())
     rows = "".join(f"| {name} | {seconds:.0f} s |\n" for name, seconds in timings.get("seconds", {}).items())
     return (f"\n## Measured on the machine that built this edition (profile {timings.get('profile')})\n\n"
             "| Notebook | Code run time |\n|---|---|\n" + rows)
@@ -251,8 +238,6 @@ def measured_times_section() -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Execute the notebooks in order, build the site's index, then print the results table."""
-    from helpers import site
-
     profile = config.get_profile(args.profile).name
     run_course(resolve_notebooks(args.notebooks), profile, args.timeout)
     print(f"\nResults ({results.results_path()}):\n{results.format_table(results.load_results())}")
@@ -262,8 +247,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_site(args: argparse.Namespace) -> int:
     """Build build/html/index.html from what `run` left in build/."""
-    from helpers import site
-
     print(f"Site: {site.build_site(resolve_notebooks(args.notebooks))} (open it in a browser)")
     return 0
 
@@ -281,7 +264,7 @@ def cmd_check_clean(args: argparse.Namespace) -> int:
     for line in problems:
         print(line, file=sys.stderr)
     if problems:
-        print("Notebooks are stored without outputs: run `python -m helpers.course strip` "
+        print("Notebooks are stored without outputs: run `python -m helpers.authoring.course strip` "
               "(or Edit > Clear Outputs of All Cells in JupyterLab) and save.", file=sys.stderr)
     return 1 if problems else 0
 
@@ -310,7 +293,7 @@ def cmd_check_nbval(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface (one sub-command per job)."""
-    parser = argparse.ArgumentParser(prog="python -m helpers.course", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m helpers.authoring.course", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="execute the notebooks into build/notebooks and build/html")
@@ -320,10 +303,10 @@ def build_parser() -> argparse.ArgumentParser:
     strip = sub.add_parser("strip", help="remove outputs and execution counts in place")
     nbval = sub.add_parser("check-nbval", help="exit 1 unless every code cell passed in a junit report")
     nbval.add_argument("report", help="the XML file written by pytest --junitxml")
-    site = sub.add_parser("site", help="build build/html/index.html: course map, pages, results")
+    pages = sub.add_parser("site", help="build build/html/index.html: course map, pages, results")
     student = sub.add_parser("student", help="write build/student/: notebooks without solutions + guide")
     for command, func in ((run, cmd_run), (clean, cmd_check_clean), (strip, cmd_strip),
-                          (nbval, cmd_check_nbval), (site, cmd_site), (student, cmd_student)):
+                          (nbval, cmd_check_nbval), (pages, cmd_site), (student, cmd_student)):
         command.add_argument("notebooks", nargs="*", help="default: every notebooks/NN_*.ipynb")
         command.set_defaults(func=func)
     sub.add_parser("table", help="print build/results.json").set_defaults(func=cmd_table)

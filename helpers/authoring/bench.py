@@ -1,4 +1,4 @@
-"""Benchmarks of the training engine: ``python -m helpers.bench [--json]``.
+"""Benchmarks of the training engine: ``python -m helpers.authoring.bench [--json]``.
 
 Three ratios (higher is better), each "naive time / our time" on the same model, data, seed and
 number of epochs:
