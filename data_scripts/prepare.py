@@ -21,7 +21,7 @@ from helpers import config, runtime
 # helpers.config.Profile. A new data set or cached experiment gets one entry here.
 STEPS: list[tuple[str, str]] = [
     ("images", "helpers.experiments:prepare"),  # tasks A and B, and the pre-trained image recognizer
-    ("image-sweep", "helpers.experiments:sweep"),  # notebook 03: strategies x N_B x seeds
+    ("image-sweep", "helpers.experiments:prepare_retraining"),  # notebook 03: sweeps, curves, learning rates
     ("speech", "helpers.data.sources:prepare_speech"),  # recognizer data, wake-word sets, streams (TL_DATA)
     ("speech-models", "helpers.wakeword:prepare_models"),  # the speech recognizer (task A), trained once
     ("counter-examples", "helpers.experiments:prepare_counterexamples"),  # notebook 05, images

@@ -144,6 +144,10 @@ CLAIMS: tuple[Claim, ...] = (
           "again beyond noise", high=1.0, unit="points", reference="gain_full_vs_scratch_nb1000", seeds="mean"),
     Claim(_03, "last_block_minus_scratch_nb50", "retraining only the last block + head minus scratch, N_B = 50",
           low=0.0, unit="points", seeds="mean"),
+    Claim(_03, "near_frozen_minus_full_smallest_nb", "near task (new objects), fewest images: the better of last "
+          "layer / last block minus all layers", low=0.0, unit="points", seeds="mean"),
+    Claim(_03, "epochs_to_scratch_final_fraction", "X-rays, N_B = 100: share of scratch's epochs the fine-tuned "
+          "network needs to reach scratch's final accuracy (mean curves)", high=0.5),
     Claim(_03, "batchnorm_drift_proper_freeze", "largest change of a BatchNorm running statistic under "
           "models.freeze: it must stay bit-identical", low=0.0, high=0.0),
     Claim(_03, "batchnorm_drift_naive_freeze", "the same change when freezing only requires_grad "
@@ -171,6 +175,9 @@ CLAIMS: tuple[Claim, ...] = (
     Claim(_05, "xray_probe_accuracy_image_features", "a linear probe on the image recognizer's features, "
           "1,000 X-rays, vs one on the speech recognizer's", low=0.05, strict=True,
           reference="xray_probe_accuracy_speech_features"),
+    Claim(_05, "shuffled_pixels_task_a_accuracy", "task-A test accuracy of the network pre-trained on shuffled "
+          "pixels (not augmented): it must have learned its task, well above chance", low=3.0, scale=True,
+          reference="task_a_chance_accuracy"),
     Claim(_05, "shuffled_pixels_gain_nb100", "gain at N_B = 100 from a task A with shuffled pixels "
           "(no useful low-level features)", high=2.5, unit="points", seeds="mean"),
     Claim(_05, "real_task_a_gain_nb100", "gain at N_B = 100 from the real task A, vs shuffled pixels",

@@ -29,6 +29,8 @@ class Profile:
     seeds: tuple[int, ...] = (0, 1, 2)  # seeds of every claim
     width: int = 32  # channels of the first conv block (doubles per block)
     batch_size: int = 64  # examples per optimiser step
+    near_pool: int = 1_200  # near-task pool (notebook 03: new objects drawn like task A's)
+    near_target_sizes: tuple[int, ...] = (12, 60, 1_200)  # its sizes: 2, 10 and 200 images a class
     # --- speech (notebook 04) ---
     speech_words_a: int = 100  # words in task A's vocabulary
     speech_clips_a: int = 12_000  # task-A training clips ("10,000 hours" analogue)

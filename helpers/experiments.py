@@ -63,6 +63,14 @@ def _scramble(X: Tensor, y: Tensor, variant: str, seed: int) -> tuple[Tensor, Te
     return X, y
 
 
+def augments(variant: str) -> bool:
+    """Whether pre-training augments this task-A variant. Not "shuffled pixels": its pixels are
+    permuted once, so a shift or a mirror image would move every pixel to where the network has
+    never seen it and leave nothing to learn; without augmentation it learns its task (notebook
+    05 prints how well), so its useless features are not confused with "learned nothing"."""
+    return variant != "shuffled pixels"
+
+
 def _pretrain_epochs(profile: Profile, n_task_a: int) -> int:
     return PRETRAIN.epochs_for(n_task_a, profile.pretrain_epochs)
 
@@ -71,7 +79,8 @@ def pretrained_key(profile: Profile, n_task_a: int, seed: int, variant: str) -> 
     """The cache key of a pre-trained image recognizer (part of the key of every run that uses it)."""
     data = sources.task_a_images_spec(profile, n_task_a)
     return experiment_key("pretrained_images", EXPERIMENT_VERSION, data=[data.key()], recipes=[PRETRAIN],
-                          seed=seed, variant=variant, epochs=_pretrain_epochs(profile, n_task_a), width=profile.width)
+                          seed=seed, variant=variant, epochs=_pretrain_epochs(profile, n_task_a), width=profile.width,
+                          augmented=augments(variant))
 
 
 def pretrained_backbone(profile: Profile, n_task_a: int | None = None, seed: int = 0,
@@ -96,7 +105,8 @@ def pretrained_backbone(profile: Profile, n_task_a: int | None = None, seed: int
             model.to(device or get_device())
             history = train.History()
         else:
-            history = train.fit(model, X, y, epochs=epochs, seed=seed, device=device, augment=pretrain_augment,
+            augment = pretrain_augment if augments(variant) else None
+            history = train.fit(model, X, y, epochs=epochs, seed=seed, device=device, augment=augment,
                                 **PRETRAIN.optimiser())
         # the test images get the same pixel permutation; random labels are tested on true ones
         X_test, _ = _scramble(images.normalize(data["X_test"]), data["y_test"],
@@ -165,22 +175,36 @@ class RunResult:
 
 def fine_tune(strategy: str, pretrained: nn.Module | None, X: Tensor, y: Tensor, X_test: Tensor,
               y_test: Tensor, seed: int, width: int = 32, device: torch.device | None = None,
-              recipe: FineTuneRecipe | None = None) -> RunResult:
-    """Train one strategy on (X, y) (normalised images) and measure it on (X_test, y_test)."""
+              recipe: FineTuneRecipe | None = None, curve: list[float] | None = None) -> RunResult:
+    """Train one strategy on (X, y) (normalised images) and measure it on (X_test, y_test).
+
+    ``curve``: when given, the test accuracy after every epoch is appended to it.
+    """
     device, recipe = device or get_device(), recipe or RECIPE
     start = time.perf_counter()
     model = new_target_model(strategy, pretrained, int(y.max()) + 1, width, seed)
     frozen, trained = split_for_strategy(model, strategy)
     features = train.cached_features(frozen, X, device=device)
+    X_test, y_test = train.to_device(X_test, device), y_test.to(device)
+    measure = None if curve is None else lambda _: curve.append(train.accuracy(model, X_test, y_test))
     train.fit(trained, features, y, epochs=recipe.epochs_for(len(X)), seed=seed, device=device, progress=False,
-              **recipe.optimiser())
-    accuracy = train.accuracy(model, train.to_device(X_test, device), y_test.to(device))
+              after_epoch=measure, **recipe.optimiser())
+    accuracy = train.accuracy(model, X_test, y_test)
     return RunResult(strategy, len(X), seed, accuracy, time.perf_counter() - start,
                      models.count_parameters(trained, trainable_only=True))
 
 
-def _task_b_tensors(profile: Profile) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    data = sources.task_b_images(profile)
+TARGETS = ("B", "near")  # task B (the X-rays) and the near task (new objects drawn like task A's)
+
+
+def _target_spec(profile: Profile, target: str) -> sources.DataSpec:
+    if target not in TARGETS:
+        raise ValueError(f"unknown target task {target!r}: choose one of {', '.join(TARGETS)}")
+    return sources.task_b_images_spec(profile) if target == "B" else sources.near_task_images_spec(profile)
+
+
+def _task_b_tensors(profile: Profile, target: str = "B") -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    data = _target_spec(profile, target).load()
     return images.normalize(data["X"]), data["y"], images.normalize(data["X_test"]), data["y_test"]
 
 
@@ -191,34 +215,36 @@ def pretraining_seed(n_task_a: int | None, seed: int) -> int | None:
     return seed if n_task_a <= PER_SEED_PRETRAIN_MAX else 0
 
 
-def run_key(profile: Profile, strategy: str, n_b: int, seed: int, n_task_a: int | None, variant: str) -> dict:
-    """The cache key of one fine-tuning run: task B's data, the recipe, the run's settings and the
-    key of the pre-trained network it starts from (None for scratch, which needs no task A)."""
+def run_key(profile: Profile, strategy: str, n_b: int, seed: int, n_task_a: int | None, variant: str,
+            target: str = "B") -> dict:
+    """The cache key of one fine-tuning run: the target task's data, the recipe, the run's settings
+    and the key of the pre-trained network it starts from (None for scratch, which needs no task A)."""
     pretrain_seed = pretraining_seed(n_task_a, seed)
     pretrained = None if n_task_a is None else pretrained_key(profile, n_task_a, pretrain_seed, variant)
-    return experiment_key("run", EXPERIMENT_VERSION, data=[sources.task_b_images_spec(profile).key()],
+    return experiment_key("run", EXPERIMENT_VERSION, data=[_target_spec(profile, target).key()],
                           recipes=[RECIPE], strategy=strategy, n_b=n_b, seed=seed, width=profile.width,
                           pretrained=pretrained)
 
 
 def cached_run(profile: Profile, strategy: str, n_b: int, seed: int, n_task_a: int | None = None,
-               variant: str = "standard", device: torch.device | None = None) -> dict:
+               variant: str = "standard", device: torch.device | None = None, target: str = "B") -> dict:
     """One fine-tuning run (a RunResult as a dict), loaded from artifacts/ when it was run before.
 
     Runs are cached one by one, so the sweep, the gain map and the counter-examples share every
-    run they have in common (scratch does not depend on task A at all).
+    run they have in common (scratch does not depend on task A at all). ``target``: "B" (the
+    X-rays) or "near" (new objects drawn like task A's).
     """
     n_task_a = None if strategy == "scratch" else (n_task_a or profile.n_task_a)
     variant = "none" if strategy == "scratch" else variant
     pretrain_seed = pretraining_seed(n_task_a, seed)
-    config = run_key(profile, strategy, n_b, seed, n_task_a, variant)
+    config = run_key(profile, strategy, n_b, seed, n_task_a, variant, target)
 
     def build() -> dict:
         pretrained = None
         if strategy != "scratch":
             pretrained, _ = pretrained_backbone(profile, n_task_a=n_task_a, seed=pretrain_seed, variant=variant,
                                                 device=device)
-        X_pool, y_pool, X_test, y_test = _task_b_tensors(profile)
+        X_pool, y_pool, X_test, y_test = _task_b_tensors(profile, target)
         index = stratified_subset(y_pool, n_b, seed)
         result = fine_tune(strategy, pretrained, X_pool[index], y_pool[index], X_test, y_test, seed,
                            width=profile.width, device=device)
@@ -229,16 +255,22 @@ def cached_run(profile: Profile, strategy: str, n_b: int, seed: int, n_task_a: i
 
 def run_grid(profile: Profile, strategies: tuple[str, ...], target_sizes: tuple[int, ...],
              seeds: tuple[int, ...], n_task_a: int | None = None, variant: str = "standard",
-             device: torch.device | None = None) -> list[dict]:
+             device: torch.device | None = None, target: str = "B") -> list[dict]:
     """Every (seed, N_B, strategy) combination; one dict per run (see RunResult)."""
     combos = [(seed, n_b, strategy) for seed in seeds for n_b in target_sizes for strategy in strategies]
-    return [cached_run(profile, strategy, n_b, seed, n_task_a, variant, device)
+    return [cached_run(profile, strategy, n_b, seed, n_task_a, variant, device, target)
             for seed, n_b, strategy in tqdm(combos, desc="runs", leave=False)]
 
 
 def sweep(profile: Profile, device: torch.device | None = None) -> list[dict]:
     """Strategies x target sizes x seeds on task B (notebook 03); runs cached under artifacts/."""
     return run_grid(profile, STRATEGIES, profile.target_sizes, profile.seeds, device=device)
+
+
+def near_sweep(profile: Profile, device: torch.device | None = None) -> list[dict]:
+    """Strategies x sizes x seeds on the NEAR task (new objects drawn like task A's; notebook 03's
+    other half of "how much to retrain"): the sizes are ``profile.near_target_sizes``."""
+    return run_grid(profile, STRATEGIES, profile.near_target_sizes, profile.seeds, device=device, target="near")
 
 
 def reversed_sizes(profile: Profile, n_task_a: int = 100, n_b: int = 1_000,
@@ -279,6 +311,16 @@ def prepare(profile: Profile) -> None:
     _, info = pretrained_backbone(profile)
     print(f"images: pre-trained on {info['n_task_a']} task-A images, "
           f"{info['test_accuracy']:.1%} on task A's test set ({info['seconds']:.0f} s of training)")
+
+
+def prepare_retraining(profile: Profile) -> None:
+    """Build notebook 03's experiments: the sweep on the X-rays and on the near task, the
+    learning curves and the learning-rate schemes (a data_scripts/prepare.py step)."""
+    sweep(profile)
+    near_sweep(profile)
+    learning_curves(profile)
+    lr_schemes(profile)
+    print(f"images: notebook 03's runs built ({len(profile.seeds)} seeds)")
 
 
 def prepare_counterexamples(profile: Profile) -> None:
@@ -340,6 +382,104 @@ def useless_task_a(profile: Profile, variant: str = "shuffled pixels", n_b: int 
     """Condition 3: pre-train on a task A whose low-level features cannot help (same amount of
     data), then fine-tune all layers on ``n_b`` X-rays; rows for "scratch" and "all layers"."""
     return run_grid(profile, ("scratch", "all layers"), (n_b,), profile.seeds, variant=variant, device=device)
+
+
+def learning_curve(profile: Profile, strategy: str, n_b: int, seed: int,
+                   device: torch.device | None = None) -> list[float]:
+    """Test accuracy on task B after every epoch of one run (cached): the run of the sweep with
+    the same settings, measured along the way (its last point is the sweep's accuracy)."""
+    n_task_a = None if strategy == "scratch" else profile.n_task_a
+    config = {**run_key(profile, strategy, n_b, seed, n_task_a, "standard"), "measured": "every epoch"}
+
+    def build() -> dict:
+        pretrained = None if n_task_a is None else pretrained_backbone(profile, device=device)[0]
+        X_pool, y_pool, X_test, y_test = _task_b_tensors(profile)
+        index, curve = stratified_subset(y_pool, n_b, seed), []
+        fine_tune(strategy, pretrained, X_pool[index], y_pool[index], X_test, y_test, seed, width=profile.width,
+                  device=device, curve=curve)
+        return {"curve": curve}
+
+    return list(cache.load_or_build("curve", config, build, root=artifacts_dir())["curve"])
+
+
+def learning_curves(profile: Profile, n_b: int = 100, device: torch.device | None = None) -> dict[str, Tensor]:
+    """Point 4, "learns faster": test accuracy per epoch [seeds, epochs] of "scratch" and of "all
+    layers" (pre-trained, every layer fine-tuned) at ``n_b``, for the profile's seeds."""
+    return {strategy: torch.tensor([learning_curve(profile, strategy, n_b, seed, device) for seed in profile.seeds])
+            for strategy in ("scratch", "all layers")}
+
+
+def epochs_to_reach(curve: Tensor, target: float) -> int:
+    """The first epoch (counting from 1) after which the mean ``curve`` reaches ``target``; past
+    the end when it never does."""
+    reached = torch.nonzero(curve >= target)
+    return int(reached[0, 0]) + 1 if len(reached) else len(curve) + 1
+
+
+# ----------------------------------------------------------------------------- learning rates
+LR_SCHEMES = ("one rate", "discriminative", "two stages")
+BACKBONE_LR_FACTOR = 0.1  # pre-trained layers at a tenth of the head's rate (d2l's fine-tuning, fastai)
+
+
+def fine_tune_scheme(scheme: str, pretrained: nn.Module, X: Tensor, y: Tensor, X_test: Tensor, y_test: Tensor,
+                     seed: int, width: int, device: torch.device | None = None) -> float:
+    """Fine-tune every layer with a learning-rate ``scheme``, the same budget (RECIPE) for each:
+    "one rate" for every layer; "discriminative" (pre-trained layers at BACKBONE_LR_FACTOR x the
+    new head's rate); "two stages" (half the epochs train the new head on the frozen backbone,
+    the other half every layer at the backbone's lower rate). Returns the test accuracy."""
+    device = device or get_device()
+    if scheme not in LR_SCHEMES:
+        raise ValueError(f"unknown learning-rate scheme {scheme!r}: choose one of {', '.join(LR_SCHEMES)}")
+    if scheme == "one rate":
+        return fine_tune("all layers", pretrained, X, y, X_test, y_test, seed, width, device).accuracy
+    model = new_target_model("all layers", pretrained, int(y.max()) + 1, width, seed)
+    epochs, low = RECIPE.epochs_for(len(X)), RECIPE.lr * BACKBONE_LR_FACTOR
+    settings = {"seed": seed, "device": device, "progress": False, "batch_size": RECIPE.batch_size,
+                "weight_decay": RECIPE.weight_decay}
+    if scheme == "discriminative":
+        groups = models.parameter_groups(model, head_lr=RECIPE.lr, backbone_lr=low)
+        train.fit(model, X, y, epochs=epochs, params=groups, **settings)
+    else:
+        head_epochs = epochs // 2
+        models.freeze_backbone(model)
+        train.fit(model.head, train.cached_features(model.features, X, device=device), y, epochs=head_epochs,
+                  lr=RECIPE.lr, **settings)
+        models.unfreeze(model)
+        train.fit(model, X, y, epochs=epochs - head_epochs, lr=low, **settings)
+    return train.accuracy(model, train.to_device(X_test, device), y_test.to(device))
+
+
+def lr_schemes(profile: Profile, sizes: tuple[int, ...] = (100, 1_000), device: torch.device | None = None
+               ) -> list[dict]:
+    """Every learning-rate scheme x N_B x seed on the X-rays, from the big pre-trained network; one
+    row per run ("scheme", "n_b", "seed", "accuracy"), cached one by one."""
+    rows = []
+    for seed in profile.seeds:
+        for n_b in sizes:
+            rows += [_scheme_run(profile, scheme, n_b, seed, device) for scheme in LR_SCHEMES]
+    return rows
+
+
+def _scheme_run(profile: Profile, scheme: str, n_b: int, seed: int, device: torch.device | None) -> dict:
+    if scheme == "one rate":  # the sweep's "all layers" run: shared, not trained twice
+        return {**cached_run(profile, "all layers", n_b, seed, device=device), "scheme": scheme}
+    config = {**run_key(profile, "all layers", n_b, seed, profile.n_task_a, "standard"), "scheme": scheme,
+              "backbone_lr_factor": BACKBONE_LR_FACTOR}
+
+    def build() -> dict:
+        pretrained, _ = pretrained_backbone(profile, device=device)
+        X_pool, y_pool, X_test, y_test = _task_b_tensors(profile)
+        index = stratified_subset(y_pool, n_b, seed)
+        accuracy = fine_tune_scheme(scheme, pretrained, X_pool[index], y_pool[index], X_test, y_test, seed,
+                                    profile.width, device)
+        return {"strategy": "all layers", "n_b": n_b, "seed": seed, "accuracy": accuracy}
+
+    return {**cache.load_or_build("scheme_run", config, build, root=artifacts_dir()), "scheme": scheme}
+
+
+def scheme_gain(rows: list[dict], scheme: str, n_b: int) -> Tensor:
+    """Per-seed gain, in points, of a learning-rate scheme over "one rate" at ``n_b``."""
+    return runs.gain_over(rows, "accuracy", "scheme", scheme, baseline="one rate", n_b=n_b)
 
 
 def batchnorm_state(model: nn.Module) -> dict[str, Tensor]:

@@ -108,6 +108,24 @@ def gain_vs_size(gains: dict[int, Tensor], ax: plt.Axes | None = None) -> Figure
     return fig
 
 
+def learning_curves(curves: dict[str, Tensor], reference: float | None = None, ax: plt.Axes | None = None) -> Figure:
+    """Test accuracy after each epoch, one line per strategy: the mean over seeds with a band
+    (min to max over seeds). ``curves``: strategy -> [seeds, epochs]; ``reference``: a dashed level."""
+    fig = ax.figure if ax is not None else plt.figure(figsize=(6, 3.4))
+    ax = ax or fig.add_subplot()
+    for k, (name, values) in enumerate(curves.items()):
+        epochs = torch.arange(1, values.shape[1] + 1)
+        ax.plot(epochs, values.mean(0) * 100, color=f"C{k}", label=f"{name} (mean over seeds)")
+        ax.fill_between(epochs, values.amin(0) * 100, values.amax(0) * 100, color=f"C{k}", alpha=0.2)
+    if reference is not None:
+        ax.axhline(reference * 100, color="k", ls="--", lw=0.8, label="scratch's final accuracy")
+    ax.set(xlabel="epoch", ylabel="test accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def cost_bars(names: Sequence[str], seconds: Sequence[float], params: Sequence[int]) -> Figure:
     """Training seconds and trainable parameters per strategy, side by side."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(8, 2.8))

@@ -131,13 +131,15 @@ def fit(model: nn.Module, X: Tensor, y: Tensor, *, epochs: int, lr: float = 2e-3
         weight_decay: float = 5e-4, params: Iterable[nn.Parameter] | list[dict] | None = None,
         X_val: Tensor | None = None, y_val: Tensor | None = None, seed: int = 0,
         device: torch.device | None = None, label_smoothing: float = 0.0, progress: bool = True,
-        augment: Augment | None = None) -> History:
+        augment: Augment | None = None, after_epoch: Callable[[int], None] | None = None) -> History:
     """Train ``model`` on (X, y) for ``epochs`` epochs and return its History.
 
     params: the parameters (or parameter groups with their own ``lr``) to optimise; default all
     that require gradients. With (X_val, y_val) the weights of the best validation epoch are
     restored at the end. Ctrl-C stops training and keeps the best model so far. augment: a
     function (batch, generator) -> batch applied while training, e.g. ``random_shift_flip``.
+    after_epoch: called with the epoch's index after each epoch (e.g. to measure the model);
+    it must not draw random numbers from the global generator if results are to stay the same.
     """
     device = device or get_device()
     model.to(device).to(memory_format=torch.channels_last)
@@ -151,6 +153,8 @@ def fit(model: nn.Module, X: Tensor, y: Tensor, *, epochs: int, lr: float = 2e-3
         for epoch in tqdm(range(epochs), desc="epochs", disable=not progress, leave=False):
             history.train_loss.append(train_one_epoch(model, X, y, optimizer, scheduler, batch_size,
                                                       generator, label_smoothing, augment))
+            if after_epoch is not None:
+                after_epoch(epoch)
             if X_val is not None and y_val is not None:
                 best = _track_best(model, history, accuracy(model, to_device(X_val, device), y_val), epoch, best)
     except KeyboardInterrupt:

@@ -16,7 +16,8 @@ def tiny(tmp_path, monkeypatch):
                                                                    max_samples=400))
     return config.replace_profile(config.get_profile("quick"), n_task_a=400, n_task_a_test=100,
                                   pretrain_epochs=1, n_task_b_pool=200, n_task_b_test=100,
-                                  target_sizes=(20, 40), seeds=(0, 1), width=8)
+                                  target_sizes=(20, 40), seeds=(0, 1), width=8, near_pool=60,
+                                  near_target_sizes=(12, 60))
 
 
 def test_pretrained_backbone_is_cached(tiny, monkeypatch):
@@ -106,3 +107,53 @@ def test_pretraining_augments_task_a_but_fine_tuning_does_not(tiny, monkeypatch)
     experiments.cached_run(tiny, "scratch", 20, seed=0, device=torch.device("cpu"))
     experiments.cached_run(tiny, "all layers", 20, seed=0, device=torch.device("cpu"))  # pre-trained: cached
     assert calls == []
+
+
+def test_learning_curve_measures_the_sweeps_run_along_the_way(tiny):
+    cpu = torch.device("cpu")
+    rows = experiments.sweep(tiny, device=cpu)
+    curves = experiments.learning_curves(tiny, n_b=20, device=cpu)
+    epochs = experiments.RECIPE.epochs_for(20)
+    assert curves["scratch"].shape == curves["all layers"].shape == (len(tiny.seeds), epochs)
+    final = curves["all layers"][:, -1].double()
+    assert torch.allclose(final, experiments.accuracies(rows, "all layers", 20), atol=1e-6)  # the same run
+    assert experiments.epochs_to_reach(torch.tensor([0.1, 0.5, 0.6]), 0.5) == 2
+    assert experiments.epochs_to_reach(torch.tensor([0.1, 0.2]), 0.5) == 3  # never: past the end
+
+
+def test_lr_schemes_reuse_the_one_rate_run_and_differ_from_it(tiny):
+    cpu = torch.device("cpu")
+    rows = experiments.lr_schemes(tiny, sizes=(20,), device=cpu)
+    assert sorted({r["scheme"] for r in rows}) == sorted(experiments.LR_SCHEMES)
+    one_rate = [r for r in rows if r["scheme"] == "one rate"]
+    assert [r["accuracy"] for r in one_rate] == experiments.accuracies(
+        [experiments.cached_run(tiny, "all layers", 20, s, device=cpu) for s in tiny.seeds], "all layers", 20).tolist()
+    assert experiments.scheme_gain(rows, "two stages", 20).shape == (len(tiny.seeds),)
+    with pytest.raises(ValueError, match="unknown learning-rate scheme"):
+        experiments.fine_tune_scheme("fastest", None, None, None, None, None, 0, 8)
+
+
+def test_near_task_is_new_objects_and_keyed_apart_from_the_xrays(tiny):
+    from helpers.data import images
+    assert not set(images.NEAR_CLASSES) & set(images.TASK_A_CLASSES)
+    rows = experiments.near_sweep(tiny, device=torch.device("cpu"))
+    assert len(rows) == len(experiments.STRATEGIES) * len(tiny.near_target_sizes) * len(tiny.seeds)
+    near = experiments.run_key(tiny, "scratch", 12, 0, None, "none", target="near")
+    assert near != experiments.run_key(tiny, "scratch", 12, 0, None, "none")
+    with pytest.raises(ValueError, match="unknown target task"):
+        experiments.run_key(tiny, "scratch", 12, 0, None, "none", target="far")
+
+
+def test_shuffled_pixels_are_pretrained_without_augmentation(tiny, monkeypatch):
+    from helpers import train
+    calls = []
+    real = train.fit
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("augment"))
+        return real(*args, **kwargs)
+    monkeypatch.setattr(train, "fit", spy)
+    experiments.pretrained_backbone(tiny, n_task_a=40, variant="shuffled pixels", device=torch.device("cpu"))
+    experiments.pretrained_backbone(tiny, n_task_a=40, device=torch.device("cpu"))
+    assert calls[0] is None and calls[1] is experiments.pretrain_augment
+    assert not experiments.augments("shuffled pixels") and experiments.augments("standard")

@@ -121,6 +121,21 @@ SHAPES: dict[str, Callable[[Tensor, Tensor, Tensor], Tensor]] = {
 }
 assert tuple(SHAPES) == TASK_A_CLASSES
 
+# The NEAR task: new object classes that task A never showed, drawn the same way over the same
+# scenes. Its low-level features (edges, curves, corners at these scales) are task A's, so it is
+# the task where "retrain only the last layer(s)" should win with little data (notebook 03).
+NEAR_SHAPES: dict[str, Callable[[Tensor, Tensor, Tensor], Tensor]] = {
+    "ellipse": lambda u, v, r: _disc(u, v * 2.0, 0.6) * 0.6,
+    "crescent": lambda u, v, r: torch.maximum(_disc(u, v, 0.6), -_disc(u, v, 0.5, 0.3)),
+    "half disc": lambda u, v, r: torch.maximum(_disc(u, v, 0.65), v - 0.05),
+    "arrow": lambda u, v, r: torch.minimum(_box(u + 0.2, v, 0.5, 0.11), _triangle(-v, u - 0.45) * 1.4),
+    "zigzag": lambda u, v, r: torch.minimum(torch.minimum(_box(u, v - 0.5, 0.55, 0.1), _box(u, v + 0.5, 0.55, 0.1)),
+                                            _box((u + v) * 0.7071, (v - u) * 0.7071, 0.7, 0.1)),
+    "dumbbell": lambda u, v, r: torch.minimum(torch.minimum(_disc(u, v, 0.25, -0.55), _disc(u, v, 0.25, 0.55)),
+                                              _box(u, v, 0.55, 0.08)),
+}
+NEAR_CLASSES = tuple(NEAR_SHAPES)
+
 
 def _smooth_noise(n: int, size: int, cells: int, gen: torch.Generator) -> Tensor:
     """Low-frequency noise in [-1, 1]: a coarse random grid upsampled bilinearly."""
@@ -168,12 +183,14 @@ SMALL_SCALE, LARGE_SCALE = 0.16, 0.42  # smallest object scale (x half the image
 SMALL_CLASSES = ("disc", "circle", "star", "nothing")  # may be tiny: still recognisable at 2-3 px
 
 
-def _task_a_chunk(labels: Tensor, size: int, gen: torch.Generator) -> Tensor:
-    """One object per image (its class = its label) over a structured scene; [0, 1] images."""
+def _task_a_chunk(labels: Tensor, size: int, gen: torch.Generator,
+                  shapes: dict[str, Callable[[Tensor, Tensor, Tensor], Tensor]] = SHAPES) -> Tensor:
+    """One object per image (its class = its label: an index into ``shapes``) over a structured
+    scene; [0, 1] images."""
     n = len(labels)
     x, y = _grid(n, size)
     rand = lambda lo, hi: lo + (hi - lo) * torch.rand(n, generator=gen)  # noqa: E731
-    floor = torch.tensor([SMALL_SCALE if name in SMALL_CLASSES else LARGE_SCALE for name in TASK_A_CLASSES])
+    floor = torch.tensor([SMALL_SCALE if name in SMALL_CLASSES else LARGE_SCALE for name in shapes])
     log_lo = torch.log(floor[labels])
     scale = torch.exp(log_lo + (math.log(0.7) - log_lo) * torch.rand(n, generator=gen))  # small and large
     reach = 0.85 - scale * 0.7
@@ -181,7 +198,7 @@ def _task_a_chunk(labels: Tensor, size: int, gen: torch.Generator) -> Tensor:
     extra = torch.rand(n, generator=gen)
     sharp = rand(0.4, 1.0)  # soft or crisp edges
     distance = torch.empty(n, size, size)
-    for index, shape in enumerate(SHAPES.values()):
+    for index, shape in enumerate(shapes.values()):
         mask = labels == index
         if mask.any():
             distance[mask] = shape(u[mask], v[mask], extra[mask]) * _col((scale * sharp)[mask])
@@ -270,6 +287,13 @@ def make_task_a(n: int, seed: int, image_size: int = 32) -> tuple[Tensor, Tensor
     return _render(_task_a_chunk, labels, image_size, seed), labels
 
 
+def make_near_task(n: int, seed: int, image_size: int = 32) -> tuple[Tensor, Tensor]:
+    """``n`` images of the near task (NEAR_CLASSES: objects task A never showed, drawn like task A)."""
+    labels = _balanced_labels(n, len(NEAR_CLASSES), seed)
+    chunk = lambda lab, size, gen: _task_a_chunk(lab, size, gen, NEAR_SHAPES)  # noqa: E731
+    return _render(chunk, labels, image_size, seed), labels
+
+
 def make_task_b(n: int, seed: int, image_size: int = 32) -> tuple[Tensor, Tensor]:
     """``n`` simulated chest radiographs (uint8 [n, 1, H, W]) with balanced diagnoses."""
     labels = _balanced_labels(n, len(TASK_B_CLASSES), seed)
@@ -290,8 +314,8 @@ def normalize(images: Tensor) -> Tensor:
 
 def task_config(task: str, n: int, seed: int, n_test: int, image_size: int) -> dict:
     """The cache config of a generated image task (``"A"`` or ``"B"``): what :func:`task_data` builds."""
-    if task not in ("A", "B"):
-        raise ValueError(f"unknown image task {task!r}: use 'A' or 'B'")
+    if task not in ("A", "B", "near"):
+        raise ValueError(f"unknown image task {task!r}: use 'A', 'B' or 'near'")
     return {"version": GENERATOR_VERSION, "task": task, "n": n, "seed": seed, "n_test": n_test, "size": image_size}
 
 
@@ -300,7 +324,7 @@ def task_data(config: dict) -> dict[str, Tensor]:
     images) and ``X_test``, ``y_test`` (a fixed test set drawn with another seed)."""
     from helpers.data import cache  # here: keeps this module importable without the cache's deps
 
-    make = make_task_a if config["task"] == "A" else make_task_b
+    make = {"A": make_task_a, "B": make_task_b, "near": make_near_task}[config["task"]]
     name = f"task_{config['task'].lower()}"
 
     def build() -> dict[str, Tensor]:

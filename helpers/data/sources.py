@@ -56,7 +56,7 @@ def _spec(name: str, synthetic: Callable[[], tuple[dict, Callable]], real: Calla
 
 
 # ----------------------------------------------------------------------------- images
-IMAGE_TASK_A_SEED, IMAGE_TASK_B_SEED = 1, 2  # generator seeds of the two image tasks
+IMAGE_TASK_A_SEED, IMAGE_TASK_B_SEED, IMAGE_NEAR_SEED = 1, 2, 3  # generator seeds of the image tasks
 
 
 def task_a_images_spec(profile: Profile, n_train: int | None = None) -> DataSpec:
@@ -67,7 +67,7 @@ def task_a_images_spec(profile: Profile, n_train: int | None = None) -> DataSpec
 
     def synthetic() -> tuple[dict, Callable]:
         config = images.task_config("A", n_train, IMAGE_TASK_A_SEED, profile.n_task_a_test, profile.image_size)
-        return config, lambda: images.task_data(config)
+        return config, lambda: {**images.task_data(config), "classes": images.TASK_A_CLASSES}
 
     def from_real() -> tuple[dict, Callable]:
         return {**real.image_config("cifar10", profile), "n_train": n_train}, lambda: _first(real.image_task_a(profile),
@@ -83,12 +83,25 @@ def task_b_images_spec(profile: Profile) -> DataSpec:
     def synthetic() -> tuple[dict, Callable]:
         config = images.task_config("B", profile.n_task_b_pool, IMAGE_TASK_B_SEED, profile.n_task_b_test,
                                     profile.image_size)
-        return config, lambda: images.task_data(config)
+        return config, lambda: {**images.task_data(config), "classes": images.TASK_B_CLASSES}
 
     def from_real() -> tuple[dict, Callable]:
         return real.image_config("pneumoniamnist", profile), lambda: real.image_task_b(profile)
 
     return _spec("task_b_images", synthetic, from_real)
+
+
+def near_task_images_spec(profile: Profile) -> DataSpec:
+    """The near task: objects task A never showed, drawn like task A's (always generated: it is
+    defined by the generator, real data sets have no such task). Pool and test set."""
+    from helpers.data import images
+
+    def generated() -> tuple[dict, Callable]:
+        config = images.task_config("near", profile.near_pool, IMAGE_NEAR_SEED, profile.n_task_b_test,
+                                    profile.image_size)
+        return config, lambda: {**images.task_data(config), "classes": images.NEAR_CLASSES}
+
+    return DataSpec("near_task_images", "synthetic", *generated())
 
 
 def _first(data: dict[str, Any], n_train: int) -> dict[str, Any]:
