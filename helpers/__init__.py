@@ -18,6 +18,7 @@ Map of the package (module: what it holds)::
       subsets     balanced subsets of a labelled data set
       download    verified, atomic downloads of the real data sets
       real        converters of the real data sets (CIFAR-10, PneumoniaMNIST, Speech Commands)
+      photos      real-image check tasks read offline from package wheels (scikit-image photos, digits)
       cache       the on-disk cache: atomic, verified, keyed by config, file-locked while building
     models/       the networks and the lecture's surgery on them
       image       the image CNN; its last layer is ``head`` (W[L], b[L])

@@ -18,6 +18,7 @@ DATA_LAYERS: dict[str, set[str]] = {
     "audio": set(),
     "download": set(),
     "subsets": set(),
+    "photos": {"cache"},
     "images": {"cache"},
     "augment": {"audio"},
     "speech": {"audio", "augment", "espeak", "cache"},
