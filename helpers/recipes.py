@@ -13,8 +13,20 @@ from dataclasses import dataclass
 from typing import Any
 
 
+class _Optimised:
+    """What every recipe with ``lr``, ``weight_decay`` and ``batch_size`` hands to ``train.fit``."""
+
+    lr: float
+    weight_decay: float
+    batch_size: int
+
+    def optimiser(self) -> dict[str, float | int]:
+        """The keyword arguments of ``train.fit`` that this recipe sets."""
+        return {"lr": self.lr, "weight_decay": self.weight_decay, "batch_size": self.batch_size}
+
+
 @dataclass(frozen=True)
-class PretrainRecipe:
+class PretrainRecipe(_Optimised):
     """Pre-training an image recognizer on task A."""
 
     lr: float = 2e-3  # peak learning rate of the one-cycle schedule (AdamW)
@@ -30,13 +42,9 @@ class PretrainRecipe:
         """The profile's epochs, or more when ``n_examples`` is small (at least min_samples shown)."""
         return max(profile_epochs, -(-self.min_samples // n_examples))
 
-    def optimiser(self) -> dict[str, float | int]:
-        """The keyword arguments of ``train.fit`` that this recipe sets."""
-        return {"lr": self.lr, "weight_decay": self.weight_decay, "batch_size": self.batch_size}
-
 
 @dataclass(frozen=True)
-class FineTuneRecipe:
+class FineTuneRecipe(_Optimised):
     """Training on a target task, the same for every strategy (scratch included)."""
 
     lr: float = 2e-3  # peak learning rate of the one-cycle schedule (AdamW)
@@ -50,10 +58,6 @@ class FineTuneRecipe:
         """Epochs so that a run sees samples_per_example x N examples, clipped to [min, max] samples."""
         samples = min(max(n_examples * self.samples_per_example, self.min_samples), self.max_samples)
         return max(1, -(-samples // n_examples))
-
-    def optimiser(self) -> dict[str, float | int]:
-        """The keyword arguments of ``train.fit`` that this recipe sets."""
-        return {"lr": self.lr, "weight_decay": self.weight_decay, "batch_size": self.batch_size}
 
 
 @dataclass(frozen=True)
