@@ -216,14 +216,15 @@ def pretraining_seed(n_task_a: int | None, seed: int) -> int | None:
 
 
 def run_key(profile: Profile, strategy: str, n_b: int, seed: int, n_task_a: int | None, variant: str,
-            target: str = "B") -> dict:
+            target: str = "B", kind: str = "run", **settings: object) -> dict:
     """The cache key of one fine-tuning run: the target task's data, the recipe, the run's settings
-    and the key of the pre-trained network it starts from (None for scratch, which needs no task A)."""
+    and the key of the pre-trained network it starts from (None for scratch, which needs no task A).
+    ``kind`` and ``settings`` name variants of the run (measured every epoch, another learning rate)."""
     pretrain_seed = pretraining_seed(n_task_a, seed)
     pretrained = None if n_task_a is None else pretrained_key(profile, n_task_a, pretrain_seed, variant)
-    return experiment_key("run", EXPERIMENT_VERSION, data=[_target_spec(profile, target).key()],
+    return experiment_key(kind, EXPERIMENT_VERSION, data=[_target_spec(profile, target).key()],
                           recipes=[RECIPE], strategy=strategy, n_b=n_b, seed=seed, width=profile.width,
-                          pretrained=pretrained)
+                          pretrained=pretrained, **settings)
 
 
 def cached_run(profile: Profile, strategy: str, n_b: int, seed: int, n_task_a: int | None = None,
@@ -389,7 +390,7 @@ def learning_curve(profile: Profile, strategy: str, n_b: int, seed: int,
     """Test accuracy on task B after every epoch of one run (cached): the run of the sweep with
     the same settings, measured along the way (its last point is the sweep's accuracy)."""
     n_task_a = None if strategy == "scratch" else profile.n_task_a
-    config = {**run_key(profile, strategy, n_b, seed, n_task_a, "standard"), "measured": "every epoch"}
+    config = run_key(profile, strategy, n_b, seed, n_task_a, "standard", kind="curve")
 
     def build() -> dict:
         pretrained = None if n_task_a is None else pretrained_backbone(profile, device=device)[0]
@@ -463,8 +464,8 @@ def lr_schemes(profile: Profile, sizes: tuple[int, ...] = (100, 1_000), device: 
 def _scheme_run(profile: Profile, scheme: str, n_b: int, seed: int, device: torch.device | None) -> dict:
     if scheme == "one rate":  # the sweep's "all layers" run: shared, not trained twice
         return {**cached_run(profile, "all layers", n_b, seed, device=device), "scheme": scheme}
-    config = {**run_key(profile, "all layers", n_b, seed, profile.n_task_a, "standard"), "scheme": scheme,
-              "backbone_lr_factor": BACKBONE_LR_FACTOR}
+    config = run_key(profile, "all layers", n_b, seed, profile.n_task_a, "standard", kind="scheme_run",
+                     scheme=scheme, backbone_lr_factor=BACKBONE_LR_FACTOR)
 
     def build() -> dict:
         pretrained, _ = pretrained_backbone(profile, device=device)
