@@ -2,6 +2,7 @@
 
     python data_scripts/fetch_real.py images --profile quick   # CIFAR-10 (163 MB) + PneumoniaMNIST (4 MB)
     python data_scripts/fetch_real.py speech --profile quick   # Speech Commands v2 (2.3 GB)
+    python data_scripts/fetch_real.py weights                  # ResNet-18 ImageNet weights (45 MB, notebook 06)
     python data_scripts/fetch_real.py all
 
 Then run the course with ``TL_DATA=real``. Downloads are checksummed and resumable from
@@ -21,7 +22,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # run as a script from a checkout that is not pip-installed
     sys.path.insert(0, str(REPO_ROOT))
 
-from helpers import config, runtime  # noqa: E402
+from helpers import backbones, config, runtime  # noqa: E402
 from helpers.data import real  # noqa: E402
 
 # group -> (downloads, conversions); each conversion takes a helpers.config.Profile
@@ -56,7 +57,8 @@ def fetch_group(group: str, profile: config.Profile) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and fetch; 2 on a bad option, 1 when a download fails."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=[*GROUPS, "all"], help="which data sets to fetch and convert")
+    parser.add_argument("what", choices=[*GROUPS, "weights", "all"],
+                        help="which data sets to fetch and convert (weights: ResNet-18's, for notebook 06)")
     parser.add_argument("--profile", default=None, help="quick, standard or full (default: $TL_PROFILE)")
     args = parser.parse_args(argv)
     try:
@@ -67,9 +69,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"fetch_real: profile {profile.name}, data in {real.real_dir()}")
     try:
-        for group in GROUPS if args.what == "all" else [args.what]:
+        if args.what in ("weights", "all"):
+            path = backbones.fetch_weights()
+            print(f"fetch_real: ResNet-18 ImageNet weights ready at {path} (hash checked)", flush=True)
+        for group in GROUPS if args.what == "all" else [args.what] if args.what != "weights" else []:
             fetch_group(group, profile)
-    except real.RealDataError as error:
+    except (real.RealDataError, backbones.WeightsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

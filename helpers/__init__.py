@@ -19,6 +19,7 @@ Map of the package (module: what it holds)::
       download    verified, atomic downloads of the real data sets
       real        converters of the real data sets (CIFAR-10, PneumoniaMNIST, Speech Commands)
       photos      real-image check tasks read offline from package wheels (scikit-image photos, digits)
+      folders     your own images: DIR/<class>/*.png read into cached tensors, split, every bad file named
       cache       the on-disk cache: atomic, verified, keyed by config, file-locked while building
     models/       the networks and the lecture's surgery on them
       image       the image CNN; its last layer is ``head`` (W[L], b[L])
@@ -27,6 +28,8 @@ Map of the package (module: what it holds)::
     train         the training engine: fit, predict/accuracy, cached features, augmentation
     recipes       how networks are trained (frozen dataclasses) and the cache keys of experiments
     experiments   the image experiments: pre-training, fine-tuning strategies, sweeps, the gain map
+    backbones     ResNet-18 with ImageNet weights (fetched on request, hash-checked) or the course's CNN
+    transfer      the practitioner's recipe on a folder; python -m helpers.transfer images DIR
     wakeword      the speech experiments: a word recognizer turned into a wake-word detector
     detection     detection metrics: DET curve, equal error rate, false accepts per hour
     runs          per-seed summaries of experiment rows, gains over scratch

@@ -123,6 +123,7 @@ def _bar_words(claim: Claim) -> str:
 # the notebooks' keys in build/results.json (their file names)
 _00, _01, _02 = "00_start_here", "01_pretraining", "02_head_replacement"
 _03, _04, _05 = "03_last_layer_vs_full", "04_wake_word", "05_reversed_sizes"
+_06 = "06_your_own_images"
 
 CLAIMS: tuple[Claim, ...] = (
     Claim(_00, "matmul_max_error", "largest error of a 256x256 product on the device vs float64 on the "
@@ -182,6 +183,10 @@ CLAIMS: tuple[Claim, ...] = (
           "(no useful low-level features)", high=2.5, unit="points", seeds="mean"),
     Claim(_05, "real_task_a_gain_nb100", "gain at N_B = 100 from the real task A, vs shuffled pixels",
           low=4.0, unit="points", reference="shuffled_pixels_gain_nb100", seeds="mean"),
+    Claim(_06, "finetuned_test_accuracy", "your folder: the fine-tuned backbone's accuracy on the test split, "
+          "worst seed, vs chance", low=3.0, scale=True, reference="chance_accuracy", seeds="min"),
+    Claim(_06, "reload_max_probability_difference", "largest change of a predicted probability after saving "
+          "the model and loading it back (weights_only=True)", high=1e-6),
 )
 
 

@@ -9,6 +9,16 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 
+def _show(ax: plt.Axes, image: Tensor) -> None:
+    """One image [C, H, W] (1 channel: gray, 3: RGB; uint8 or float) on ``ax``."""
+    image = image.detach().cpu().float()
+    if image.shape[0] == 3:
+        low, high = image.min(), image.max()
+        ax.imshow(((image - low) / (high - low).clamp(min=1e-8)).permute(1, 2, 0))
+    else:
+        ax.imshow(image[0], cmap="gray")
+
+
 def image_grid(X: Tensor, y: Tensor, class_names: Sequence[str], per_class: int = 6,
                max_classes: int | None = None) -> Figure:
     """A grid with one column per class and ``per_class`` examples in each."""
@@ -21,7 +31,7 @@ def image_grid(X: Tensor, y: Tensor, class_names: Sequence[str], per_class: int 
             ax = axes[row][col]
             ax.axis("off")
             if row < len(picks):
-                ax.imshow(X[picks[row], 0].float(), cmap="gray")
+                _show(ax, X[picks[row]])
         axes[0][col].set_title(class_names[label], fontsize=7, rotation=45 if len(classes) > 8 else 0)
     fig.tight_layout()
     return fig
@@ -149,5 +159,58 @@ def heatmap(values: Tensor, rows: Sequence[int], cols: Sequence[int], row_label:
     ax.set(xticks=range(len(cols)), xticklabels=cols, yticks=range(len(rows)), yticklabels=rows,
            xlabel=col_label, ylabel=row_label, title=title)
     fig.colorbar(image, ax=ax, label="points")
+    fig.tight_layout()
+    return fig
+
+
+def confusion_matrix(y_true: Tensor, y_pred: Tensor, class_names: Sequence[str],
+                     title: str = "confusion matrix (test split)") -> Figure:
+    """Counts of (true class, predicted class); the diagonal is what was right."""
+    k = len(class_names)
+    counts = torch.bincount(y_true.cpu() * k + y_pred.cpu(), minlength=k * k).view(k, k)
+    fig, ax = plt.subplots(figsize=(0.55 * k + 2.2, 0.55 * k + 1.6))
+    ax.imshow(counts, cmap="Blues")
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, str(counts[i, j].item()), ha="center", va="center", fontsize=8,
+                    color="white" if counts[i, j] > counts.max() / 2 else "black")
+    ax.set_xticks(range(k), class_names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(k), class_names, fontsize=8)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    fig.tight_layout()
+    return fig
+
+
+def confident_mistakes(X: Tensor, y_true: Tensor, probs: Tensor, class_names: Sequence[str],
+                       count: int = 8) -> Figure:
+    """The ``count`` wrong predictions the model was surest of, with what it said and the truth."""
+    predicted = probs.argmax(1)
+    wrong = torch.nonzero(predicted != y_true).flatten()
+    order = wrong[probs[wrong, predicted[wrong]].argsort(descending=True)][:count]
+    fig, axes = plt.subplots(1, max(len(order), 1), figsize=(1.6 * max(len(order), 1), 2.1), squeeze=False)
+    for ax in axes[0]:
+        ax.axis("off")
+    for ax, i in zip(axes[0], order.tolist(), strict=False):
+        _show(ax, X[i])
+        ax.set_title(f"said {class_names[predicted[i]]}\n({probs[i, predicted[i]]:.0%})\nis {class_names[y_true[i]]}",
+                     fontsize=7)
+    if not len(order):
+        axes[0][0].set_title("no mistakes on this split", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def stage_curves(head_val: Sequence[float], tune_val: Sequence[float]) -> Figure:
+    """Validation accuracy per epoch over the two stages of fine-tuning (head only, then all layers)."""
+    fig, ax = plt.subplots(figsize=(5.5, 3))
+    first = range(1, len(head_val) + 1)
+    second = range(len(head_val) + 1, len(head_val) + len(tune_val) + 1)
+    ax.plot(first, [100 * v for v in head_val], label="stage 1: head only (frozen backbone)")
+    ax.plot(second, [100 * v for v in tune_val], label="stage 2: all layers (augmented)")
+    best = max([*head_val, *tune_val])
+    ax.axhline(100 * best, color="gray", lw=0.8, ls=":", label=f"best: {best:.1%}")
+    ax.set(xlabel="epoch", ylabel="validation accuracy (%)", title="the epoch is picked on the validation split")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig

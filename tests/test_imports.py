@@ -19,6 +19,7 @@ DATA_LAYERS: dict[str, set[str]] = {
     "download": set(),
     "subsets": set(),
     "photos": {"cache"},
+    "folders": {"cache", "images"},
     "images": {"cache"},
     "augment": {"audio"},
     "speech": {"audio", "augment", "espeak", "cache"},
