@@ -2,20 +2,38 @@
 
     python data_scripts/prepare.py --profile quick            # every step
     python data_scripts/prepare.py --profile quick --only images
+    python data_scripts/prepare.py --profile quick --workers 1 --timings
 
 Each step is a function of a ``helpers.config.Profile`` (its return value is ignored), named as
 "module:function" in STEPS below. Steps are load-or-build (helpers.data.cache), so a second run
 is quick and an interrupted one leaves nothing half-written.
+
+On a CPU with two or more cores, two worker processes with one thread each share the work
+(small networks train ~1.15x faster that way than one process with two threads; measured in the
+README). Both walk every step, in different orders, and a run that one is building is left to
+it by the other (``cache.deferring``): nothing is built twice, and each step is complete when
+both are done. ``--timings`` adds what every cached item cost: built, waited for, or loaded.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import json
+import os
+import subprocess
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
-from helpers import config, runtime
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:  # run as a script from a checkout that is not pip-installed
+    sys.path.insert(0, str(REPO_ROOT))
+
+from helpers import config, runtime  # noqa: E402
+from helpers.data import cache  # noqa: E402
 
 # (step name, "module:function") in the order they run; each function takes a
 # helpers.config.Profile. A new data set or cached experiment gets one entry here.
@@ -27,6 +45,11 @@ STEPS: list[tuple[str, str]] = [
     ("counter-examples", "helpers.experiments:prepare_counterexamples"),  # notebook 05, images
     ("speech-reversed", "helpers.wakeword:prepare_reversed"),  # notebook 05, speech
 ]
+
+
+# The second worker starts with the speech steps and the controls of notebook 05 while the first
+# pre-trains the image recognizer, then walks the image steps from their other end.
+SECOND_WORKER_ORDER = ("speech", "speech-models", "speech-reversed", "counter-examples", "image-sweep", "images")
 
 
 def load_step(target: str) -> Callable[[config.Profile], object]:
@@ -45,32 +68,135 @@ def select_steps(only: list[str] | None) -> list[tuple[str, str]]:
     return [step for step in STEPS if not only or step[0] in only]
 
 
-def run_steps(steps: list[tuple[str, str]], profile: config.Profile) -> None:
-    """Run each step with ``profile``, printing how long it took."""
+def run_steps(steps: list[tuple[str, str]], profile: config.Profile, prefix: str = "") -> dict[str, float]:
+    """Run each step with ``profile``, printing how long it took; returns {step: seconds}."""
     if not steps:
         print("prepare: no data steps to run")
+    seconds = {}
     for name, target in steps:
         start = time.perf_counter()
         load_step(target)(profile)
-        print(f"prepare: {name} ({target}) {time.perf_counter() - start:.1f} s", flush=True)
+        seconds[name] = time.perf_counter() - start
+        print(f"prepare{prefix}: {name} ({target}) {seconds[name]:.1f} s", flush=True)
+    return seconds
+
+
+def default_workers() -> int:
+    """2 worker processes on a CPU with 2+ cores (``TL_PREPARE_WORKERS`` overrides), else 1."""
+    if os.environ.get("TL_PREPARE_WORKERS"):
+        return max(1, int(os.environ["TL_PREPARE_WORKERS"]))
+    if runtime.get_device().type != "cpu":
+        return 1  # one process drives the GPU
+    return 2 if (os.cpu_count() or 1) >= 2 else 1
+
+
+def worker_order(steps: list[tuple[str, str]], index: int) -> list[tuple[str, str]]:
+    """The steps in the order worker ``index`` walks them (worker 0: as listed)."""
+    if index == 0:
+        return steps
+    rank = {name: i for i, name in enumerate(SECOND_WORKER_ORDER)}
+    return sorted(steps, key=lambda step: rank.get(step[0], len(rank)))
+
+
+def _pump(stream, prefix: str) -> None:  # noqa: ANN001 - a text pipe
+    for line in stream:
+        print(f"{prefix}{line}", end="", flush=True)
+
+
+def run_workers(args: argparse.Namespace, workers: int) -> list[dict]:
+    """Run ``workers`` copies of this script, one thread each; their reports, or SystemExit on failure."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TL_THREADS": "1", "TL_PREPARE_WORKERS": "1"}
+    with tempfile.TemporaryDirectory(prefix="prepare-") as scratch:
+        reports = [Path(scratch) / f"worker{i}.json" for i in range(workers)]
+        procs, pumps = [], []
+        for i in range(workers):
+            command = [sys.executable, str(Path(__file__).resolve()), "--profile", args.profile_name,
+                       "--worker", f"{i}/{workers}", "--report", str(reports[i])]
+            command += [part for name in args.only or [] for part in ("--only", name)]
+            proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                    bufsize=1)
+            procs.append(proc)
+            pumps.append(threading.Thread(target=_pump, args=(proc.stdout, f"[worker {i}] "), daemon=True))
+            pumps[-1].start()
+        failed = None
+        try:
+            while any(proc.poll() is None for proc in procs) and failed is None:
+                failed = next((i for i, proc in enumerate(procs) if proc.poll() not in (None, 0)), None)
+                time.sleep(0.2)
+            failed = failed if failed is not None else next((i for i, p in enumerate(procs) if p.returncode), None)
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.terminate()
+            for proc, pump in zip(procs, pumps, strict=True):
+                proc.wait()
+                pump.join(timeout=5)
+        if failed is not None:
+            print(f"error: prepare worker {failed} failed (exit {procs[failed].returncode}); see its output above. "
+                  "Nothing half-written was kept: run the command again to resume.", file=sys.stderr)
+            raise SystemExit(1)
+        return [json.loads(report.read_text()) for report in reports]
+
+
+def timings_table(reports: list[dict], wall: float, per_item: bool) -> str:
+    """Seconds per step and worker, and (per_item) what every kind of cached item cost."""
+    names = list(dict.fromkeys(name for report in reports for name in report["steps"]))
+    header = "step".ljust(18) + "".join(f"worker {i}".rjust(11) for i in range(len(reports)))
+    lines = [header] + [name.ljust(18) + "".join(f"{report['steps'].get(name, 0.0):10.1f}s" for report in reports)
+                        for name in names]
+    lines.append(f"{'wall time':18s}{wall:10.1f}s ({len(reports)} worker(s), one thread each)"
+                 if len(reports) > 1 else f"{'wall time':18s}{wall:10.1f}s")
+    if per_item:
+        totals: dict[tuple[str, str], list[float]] = {}
+        for report in reports:
+            for name, what, seconds in report["events"]:
+                totals.setdefault((name, what), []).append(seconds)
+        lines += ["", "cached item".ljust(22) + "built".rjust(7) + "build s".rjust(10) + "waited".rjust(8)
+                  + "wait s".rjust(9) + "loaded".rjust(8)]
+        for name in sorted({n for n, _ in totals}):
+            built, waited, hits = (totals.get((name, w), []) for w in ("built", "waited", "hit"))
+            lines.append(f"{name:22s}{len(built):7d}{sum(built):10.1f}{len(waited):8d}{sum(waited):9.1f}{len(hits):8d}")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse the command line and run the selected steps; 2 on a bad option."""
+    """Parse the command line and run the selected steps; 2 on a bad option, 1 when a step fails."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default=None, help="quick, standard or full (default: $TL_PROFILE)")
     parser.add_argument("--only", action="append", metavar="NAME", help="run only this step (repeatable)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="worker processes (default: 2 on a CPU with 2+ cores, else 1; $TL_PREPARE_WORKERS)")
+    parser.add_argument("--timings", action="store_true", help="also print what every cached item cost")
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # "i/n": run as worker i of n
+    parser.add_argument("--report", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
         profile = config.get_profile(args.profile)
         steps = select_steps(args.only)
         runtime.configure_threads()
+        workers = args.workers if args.workers is not None else default_workers()
+        if workers < 1:
+            raise config.ConfigError(f"--workers must be 1 or more, got {workers}")
     except config.ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"prepare: profile {profile.name}, data in {config.data_dir()}")
-    run_steps(steps, profile)
+    args.profile_name = profile.name
+    start = time.perf_counter()
+    if args.worker is not None:  # one of several workers: record, run in this worker's order, report
+        index = int(args.worker.split("/")[0])
+        cache.REVERSED = index % 2 == 1
+        events = cache.record_events()
+        seconds = run_steps(worker_order(steps, index), profile)
+        args.report.write_text(json.dumps({"steps": seconds, "events": events}))
+        return 0
+    print(f"prepare: profile {profile.name}, data in {config.data_dir()}, {workers} worker(s)", flush=True)
+    if workers == 1:
+        events = cache.record_events()
+        reports = [{"steps": run_steps(steps, profile), "events": events}]
+    else:
+        reports = run_workers(args, workers)
+    print("prepare: done\n" + timings_table(reports, time.perf_counter() - start, args.timings), flush=True)
     return 0
 
 

@@ -227,6 +227,21 @@ def run_key(profile: Profile, strategy: str, n_b: int, seed: int, n_task_a: int 
                           pretrained=pretrained, **settings)
 
 
+def _run_settings(profile: Profile, strategy: str, n_task_a: int | None, variant: str) -> tuple[int | None, str]:
+    """(task-A size, variant) of a run as keyed: scratch has neither."""
+    if strategy == "scratch":
+        return None, "none"
+    return n_task_a or profile.n_task_a, variant
+
+
+def run_path(profile: Profile, strategy: str, n_b: int, seed: int, n_task_a: int | None = None,
+             variant: str = "standard", target: str = "B") -> Path:
+    """Where :func:`cached_run` keeps this run."""
+    n_task_a, variant = _run_settings(profile, strategy, n_task_a, variant)
+    return cache.entry_path("run", run_key(profile, strategy, n_b, seed, n_task_a, variant, target),
+                            artifacts_dir())
+
+
 def cached_run(profile: Profile, strategy: str, n_b: int, seed: int, n_task_a: int | None = None,
                variant: str = "standard", device: torch.device | None = None, target: str = "B") -> dict:
     """One fine-tuning run (a RunResult as a dict), loaded from artifacts/ when it was run before.
@@ -235,8 +250,7 @@ def cached_run(profile: Profile, strategy: str, n_b: int, seed: int, n_task_a: i
     run they have in common (scratch does not depend on task A at all). ``target``: "B" (the
     X-rays) or "near" (new objects drawn like task A's).
     """
-    n_task_a = None if strategy == "scratch" else (n_task_a or profile.n_task_a)
-    variant = "none" if strategy == "scratch" else variant
+    n_task_a, variant = _run_settings(profile, strategy, n_task_a, variant)
     pretrain_seed = pretraining_seed(n_task_a, seed)
     config = run_key(profile, strategy, n_b, seed, n_task_a, variant, target)
 
@@ -259,8 +273,11 @@ def run_grid(profile: Profile, strategies: tuple[str, ...], target_sizes: tuple[
              device: torch.device | None = None, target: str = "B") -> list[dict]:
     """Every (seed, N_B, strategy) combination; one dict per run (see RunResult)."""
     combos = [(seed, n_b, strategy) for seed in seeds for n_b in target_sizes for strategy in strategies]
-    return [cached_run(profile, strategy, n_b, seed, n_task_a, variant, device, target)
-            for seed, n_b, strategy in tqdm(combos, desc="runs", leave=False)]
+    # runs another process is building right now (a second prepare worker) come last, then load
+    order = cache.deferring(combos, lambda c: run_path(profile, c[2], c[1], c[0], n_task_a, variant, target))
+    rows = {combo: cached_run(profile, combo[2], combo[1], combo[0], n_task_a, variant, device, target)
+            for combo in tqdm(order, total=len(combos), desc="runs", leave=False)}
+    return [rows[combo] for combo in combos]
 
 
 def sweep(profile: Profile, device: torch.device | None = None) -> list[dict]:
@@ -317,9 +334,9 @@ def prepare(profile: Profile) -> None:
 def prepare_retraining(profile: Profile) -> None:
     """Build notebook 03's experiments: the sweep on the X-rays and on the near task, the
     learning curves and the learning-rate schemes (a data_scripts/prepare.py step)."""
+    learning_curves(profile)  # first: they store the sweep's runs at N_B = 100 as they go
     sweep(profile)
     near_sweep(profile)
-    learning_curves(profile)
     lr_schemes(profile)
     print(f"images: notebook 03's runs built ({len(profile.seeds)} seeds)")
 
@@ -385,19 +402,28 @@ def useless_task_a(profile: Profile, variant: str = "shuffled pixels", n_b: int 
     return run_grid(profile, ("scratch", "all layers"), (n_b,), profile.seeds, variant=variant, device=device)
 
 
+def _curve_key(profile: Profile, strategy: str, n_b: int, seed: int) -> dict:
+    n_task_a = None if strategy == "scratch" else profile.n_task_a
+    return run_key(profile, strategy, n_b, seed, n_task_a, "standard", kind="curve")
+
+
 def learning_curve(profile: Profile, strategy: str, n_b: int, seed: int,
                    device: torch.device | None = None) -> list[float]:
     """Test accuracy on task B after every epoch of one run (cached): the run of the sweep with
-    the same settings, measured along the way (its last point is the sweep's accuracy)."""
+    the same settings, measured along the way (its last point is the sweep's accuracy). Built
+    first, it stores that run for the sweep too, so the run is never trained twice."""
     n_task_a = None if strategy == "scratch" else profile.n_task_a
-    config = run_key(profile, strategy, n_b, seed, n_task_a, "standard", kind="curve")
+    config = _curve_key(profile, strategy, n_b, seed)
 
     def build() -> dict:
         pretrained = None if n_task_a is None else pretrained_backbone(profile, device=device)[0]
         X_pool, y_pool, X_test, y_test = _task_b_tensors(profile)
         index, curve = stratified_subset(y_pool, n_b, seed), []
-        fine_tune(strategy, pretrained, X_pool[index], y_pool[index], X_test, y_test, seed, width=profile.width,
-                  device=device, curve=curve)
+        result = fine_tune(strategy, pretrained, X_pool[index], y_pool[index], X_test, y_test, seed,
+                           width=profile.width, device=device, curve=curve)
+        run_settings = _run_settings(profile, strategy, n_task_a, "standard")
+        cache.load_or_build("run", run_key(profile, strategy, n_b, seed, *run_settings), lambda: asdict(result),
+                            root=artifacts_dir())  # the sweep's run: the same training, measured along the way
         return {"curve": curve}
 
     return list(cache.load_or_build("curve", config, build, root=artifacts_dir())["curve"])
@@ -406,7 +432,11 @@ def learning_curve(profile: Profile, strategy: str, n_b: int, seed: int,
 def learning_curves(profile: Profile, n_b: int = 100, device: torch.device | None = None) -> dict[str, Tensor]:
     """Point 4, "learns faster": test accuracy per epoch [seeds, epochs] of "scratch" and of "all
     layers" (pre-trained, every layer fine-tuned) at ``n_b``, for the profile's seeds."""
-    return {strategy: torch.tensor([learning_curve(profile, strategy, n_b, seed, device) for seed in profile.seeds])
+    combos = [(strategy, seed) for strategy in ("scratch", "all layers") for seed in profile.seeds]
+    order = cache.deferring(combos, lambda c: cache.entry_path("curve", _curve_key(profile, c[0], n_b, c[1]),
+                                                                artifacts_dir()))
+    curves = {combo: learning_curve(profile, combo[0], n_b, combo[1], device) for combo in order}
+    return {strategy: torch.tensor([curves[strategy, seed] for seed in profile.seeds])
             for strategy in ("scratch", "all layers")}
 
 
@@ -454,18 +484,27 @@ def lr_schemes(profile: Profile, sizes: tuple[int, ...] = (100, 1_000), device: 
                ) -> list[dict]:
     """Every learning-rate scheme x N_B x seed on the X-rays, from the big pre-trained network; one
     row per run ("scheme", "n_b", "seed", "accuracy"), cached one by one."""
-    rows = []
-    for seed in profile.seeds:
-        for n_b in sizes:
-            rows += [_scheme_run(profile, scheme, n_b, seed, device) for scheme in LR_SCHEMES]
-    return rows
+    combos = [(seed, n_b, scheme) for seed in profile.seeds for n_b in sizes for scheme in LR_SCHEMES]
+    order = cache.deferring(combos, lambda c: _scheme_path(profile, c[2], c[1], c[0]))
+    rows = {combo: _scheme_run(profile, combo[2], combo[1], combo[0], device) for combo in order}
+    return [rows[combo] for combo in combos]
+
+
+def _scheme_key(profile: Profile, scheme: str, n_b: int, seed: int) -> dict:
+    return run_key(profile, "all layers", n_b, seed, profile.n_task_a, "standard", kind="scheme_run",
+                   scheme=scheme, backbone_lr_factor=BACKBONE_LR_FACTOR)
+
+
+def _scheme_path(profile: Profile, scheme: str, n_b: int, seed: int) -> Path:
+    if scheme == "one rate":
+        return run_path(profile, "all layers", n_b, seed)
+    return cache.entry_path("scheme_run", _scheme_key(profile, scheme, n_b, seed), artifacts_dir())
 
 
 def _scheme_run(profile: Profile, scheme: str, n_b: int, seed: int, device: torch.device | None) -> dict:
     if scheme == "one rate":  # the sweep's "all layers" run: shared, not trained twice
         return {**cached_run(profile, "all layers", n_b, seed, device=device), "scheme": scheme}
-    config = run_key(profile, "all layers", n_b, seed, profile.n_task_a, "standard", kind="scheme_run",
-                     scheme=scheme, backbone_lr_factor=BACKBONE_LR_FACTOR)
+    config = _scheme_key(profile, scheme, n_b, seed)
 
     def build() -> dict:
         pretrained, _ = pretrained_backbone(profile, device=device)

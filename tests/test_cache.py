@@ -125,3 +125,37 @@ def test_concurrent_builders_build_once(tmp_path: Path) -> None:
     procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], env=env) for _ in range(4)]
     assert [proc.wait(timeout=120) for proc in procs] == [0] * 4
     assert (tmp_path / "builds.txt").read_text() == "built\n"
+
+
+def test_an_entry_another_process_builds_is_deferred_then_loaded(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second prepare worker skips what the first is building and comes back to it at the end."""
+    busy = cache.entry_path("toy", {"v": "busy"}, tmp_path)
+    code = ("import sys, time, torch\nfrom pathlib import Path\nfrom helpers.data import cache\n"
+            "def build():\n"
+            "    Path(sys.argv[1], 'started').touch()\n"
+            "    time.sleep(1.5)\n"
+            "    return {'X': torch.arange(3)}\n"
+            "cache.load_or_build('toy', {'v': 'busy'}, build, root=Path(sys.argv[1]))\n")
+    builder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], env={**os.environ, "TL_THREADS": "1"})
+    try:
+        for _ in range(600):
+            if (tmp_path / "started").exists():
+                break
+            builder.poll()
+            import time
+            time.sleep(0.05)
+        free = cache.entry_path("toy", {"v": "free"}, tmp_path)
+        assert cache.being_built(busy) and not cache.being_built(free)
+        assert list(cache.deferring(["busy", "free", "other"], lambda n: busy if n == "busy" else free)) == \
+            ["free", "other", "busy"]
+        monkeypatch.setattr(cache, "REVERSED", True)
+        assert list(cache.deferring(["busy", "free", "other"], lambda n: busy if n == "busy" else free)) == \
+            ["other", "free", "busy"]
+        events = cache.record_events()
+        payload = cache.load_or_build("toy", {"v": "busy"}, lambda: {"X": torch.zeros(1)}, root=tmp_path)
+        assert payload["X"].tolist() == [0, 1, 2] and [e[:2] for e in events] == [("toy", "waited")]
+    finally:
+        cache.record_events(False)
+        assert builder.wait(timeout=120) == 0
+    assert not cache.being_built(busy)  # built: nothing to wait for

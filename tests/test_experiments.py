@@ -157,3 +157,15 @@ def test_shuffled_pixels_are_pretrained_without_augmentation(tiny, monkeypatch):
     experiments.pretrained_backbone(tiny, n_task_a=40, device=torch.device("cpu"))
     assert calls[0] is None and calls[1] is experiments.pretrain_augment
     assert not experiments.augments("shuffled pixels") and experiments.augments("standard")
+
+
+def test_curves_built_first_store_the_sweeps_runs(tiny, monkeypatch):
+    """The learning curve of a run and the sweep's run are one training, not two."""
+    cpu = torch.device("cpu")
+    curves = experiments.learning_curves(tiny, n_b=20, device=cpu)
+    calls, fine_tune = [], experiments.fine_tune
+    monkeypatch.setattr(experiments, "fine_tune", lambda *a, **k: calls.append(a[0]) or fine_tune(*a, **k))
+    rows = experiments.run_grid(tiny, ("scratch", "all layers"), (20,), tiny.seeds, device=cpu)
+    assert calls == []
+    assert torch.allclose(curves["all layers"][:, -1].double(), experiments.accuracies(rows, "all layers", 20),
+                          atol=1e-6)

@@ -14,7 +14,8 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -91,16 +92,79 @@ def _build_lock(path: Path) -> Iterator[None]:
         lock.release()
 
 
+# What load_or_build did, when recording (data_scripts/prepare.py --timings): one row per call,
+# (name, "hit" | "built" | "waited", seconds).
+_EVENTS: list[tuple[str, str, float]] | None = None
+
+
+def record_events(on: bool = True) -> list[tuple[str, str, float]] | None:
+    """Start (or stop) recording what every load_or_build call did; returns the list being filled."""
+    global _EVENTS
+    _EVENTS = [] if on else None
+    return _EVENTS
+
+
+def _event(name: str, what: str, start: float) -> None:
+    if _EVENTS is not None:
+        _EVENTS.append((name, what, time.perf_counter() - start))
+
+
 def load_or_build(name: str, config: dict[str, Any], build: Callable[[], dict[str, Any]],
                   root: Path | None = None) -> dict[str, Any]:
     """Return the cached payload for (name, config), building and storing it if needed."""
+    start = time.perf_counter()
     path = entry_path(name, config, root)
     payload = _read_verified(path)  # no lock to read: a read-only cache needs no write access
     if payload is not None:
+        _event(name, "hit", start)
         return payload
     with _build_lock(path):  # a second builder waits here, then finds the entry and loads it
         payload = _read_verified(path)
         if payload is None:
             payload = build()
             _write_atomic(path, payload, config)
+            _event(name, "built", start)
+        else:
+            _event(name, "waited", start)
     return payload
+
+
+def being_built(path: Path) -> bool:
+    """Whether another process holds the build lock of the entry at ``path`` right now."""
+    if _read_verified_exists(path) or not path.with_suffix(".lock").exists():
+        return False
+    try:
+        lock = FileLock(path.with_suffix(".lock"))
+        lock.acquire(timeout=0)
+    except TimeoutError:  # filelock.Timeout (a TimeoutError, hence an OSError: caught first)
+        return True
+    except OSError:  # a read-only store cannot be built here anyway: not "being built"
+        return False
+    lock.release()
+    return False
+
+
+def _read_verified_exists(path: Path) -> bool:
+    return path.exists() and path.with_suffix(".json").exists()
+
+
+def deferring(items: Iterable[Any], path_of: Callable[[Any], Path]) -> Iterator[Any]:
+    """Yield ``items``, but those another process is building right now come last.
+
+    Two workers that walk the same list (in opposite orders, see :data:`REVERSED`) thus never
+    wait for each other while there is other work to do; by the time a deferred item comes up,
+    it is usually built, and load_or_build just loads it.
+    """
+    items = list(items)
+    if REVERSED:
+        items.reverse()
+    deferred = []
+    for item in items:
+        if being_built(path_of(item)):
+            deferred.append(item)
+        else:
+            yield item
+    yield from deferred
+
+
+REVERSED = False  # set by a prepare worker that walks the work lists from the other end
