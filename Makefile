@@ -6,7 +6,7 @@
 
 VENV ?= .venv
 PYTHON ?= python3
-# PROFILE unset: `full` when a CUDA GPU is usable, else `standard` (see resolve_profile).
+# PROFILE unset: `full` when a CUDA GPU is usable, else `quick` (see resolve_profile).
 PROFILE ?=
 LAB_ARGS ?=
 BUILD := $(if $(TL_BUILD_DIR),$(TL_BUILD_DIR),build)
@@ -23,11 +23,12 @@ TCMALLOC := /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
 # Recursive (=) so that it is checked when a recipe runs, after setup may have installed it.
 RUN_ENV = $(shell test -f $(TCMALLOC) && echo LD_PRELOAD=$(TCMALLOC))
 
-# Sets the shell variable `profile`: $(PROFILE), else full with a CUDA GPU, else standard.
+# Sets the shell variable `profile`: $(PROFILE), else full with a CUDA GPU, else quick (on a CPU,
+# standard pre-trains for ~20 minutes before the first notebook; choose it with PROFILE=standard).
 define resolve_profile
 profile="$(PROFILE)"; \
 if [ -z "$$profile" ]; then \
-  profile=standard; \
+  profile=quick; \
   if command -v nvidia-smi >/dev/null 2>&1 && \
      $(PY) -c 'import sys, torch; sys.exit(not torch.cuda.is_available())' 2>/dev/null; then \
     profile=full; echo "make: a CUDA GPU is available, so PROFILE=full (set PROFILE=... to choose)"; \
@@ -44,7 +45,7 @@ help:
 	@echo "make lab    open JupyterLab on notebooks/ (extra options: LAB_ARGS='--port 8899')"
 	@echo "make test   ruff, notebook hygiene, unit tests, then nbval on every notebook (quick profile)"
 	@echo "make clean  remove $(BUILD)/ and tool caches (keeps data/, artifacts/ and $(VENV))"
-	@echo "Options: PROFILE=quick|standard|full (default: full with a CUDA GPU, else standard),"
+	@echo "Options: PROFILE=quick|standard|full (default: full with a CUDA GPU, else quick),"
 	@echo "         VENV=$(VENV) PYTHON=$(PYTHON)"
 
 setup: $(STAMP)

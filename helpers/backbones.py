@@ -247,7 +247,7 @@ def architecture(build: dict, num_classes: int) -> Classifier:
         backbone = resnet18(weights=False)
         model = backbone.model
     elif build["kind"] == "course":
-        net = models.ImageNet(num_classes, width=build["width"])
+        net = models.ImageCNN(num_classes, width=build["width"])
         model = Classifier(net.features, net.head)
     else:
         raise ValueError(f"unknown architecture {build['kind']!r} in a saved model")

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from helpers import models, runs, train
+from helpers import models, runs, runtime, train
 from helpers.config import Profile, artifacts_dir, get_profile
 from helpers.data import cache, images, sources
 from helpers.data.subsets import stratified_subset
@@ -57,9 +57,9 @@ def _scramble(X: Tensor, y: Tensor, variant: str, seed: int) -> tuple[Tensor, Te
         return X, y[torch.randperm(len(y), generator=gen)]
     if variant == "shuffled pixels":  # same pixel values and labels, no spatial structure
         return X.flatten(1)[:, torch.randperm(X[0].numel(), generator=gen)].view_as(X), y
-    if variant not in ("standard", "untrained"):
-        raise ValueError(f"unknown task-A variant {variant!r}: use standard, random labels, shuffled pixels "
-                         "or untrained")
+    if variant not in ("standard", "untrained", "not augmented"):
+        raise ValueError(f"unknown task-A variant {variant!r}: use standard, not augmented, random labels, "
+                         "shuffled pixels or untrained")
     return X, y
 
 
@@ -67,8 +67,10 @@ def augments(variant: str) -> bool:
     """Whether pre-training augments this task-A variant. Not "shuffled pixels": its pixels are
     permuted once, so a shift or a mirror image would move every pixel to where the network has
     never seen it and leave nothing to learn; without augmentation it learns its task (notebook
-    05 prints how well), so its useless features are not confused with "learned nothing"."""
-    return variant != "shuffled pixels"
+    05 prints how well), so its useless features are not confused with "learned nothing". Nor
+    "not augmented": the same task A without augmentation (notebook 05's optional experiment:
+    a small task A memorised)."""
+    return variant not in ("shuffled pixels", "not augmented")
 
 
 def _pretrain_epochs(profile: Profile, n_task_a: int) -> int:
@@ -95,12 +97,15 @@ def pretrained_backbone(profile: Profile, n_task_a: int | None = None, seed: int
     num_classes = len(sources.image_classes("A", profile))
 
     def build() -> dict:
+        if variant != "untrained":
+            runtime.announce_build(f"pre-training the image recognizer ({variant}) on {n_task_a:,} task-A images x "
+                                   f"{epochs} epochs", n_task_a * epochs, profile.width, device)
         data = sources.task_a_images(profile, n_task_a)
         X, y = _scramble(images.normalize(data["X"]), data["y"], variant, seed)
         # before the model is built: its initial weights come from this seed ("untrained", the
         # control of notebook 05, is never trained and must not share scratch's initial weights)
         torch.manual_seed(seed + (10_000 if variant == "untrained" else 0))
-        model = models.ImageNet(num_classes, width=profile.width)
+        model = models.ImageCNN(num_classes, width=profile.width)
         if variant == "untrained":
             model.to(device or get_device())
             history = train.History()
@@ -119,7 +124,7 @@ def pretrained_backbone(profile: Profile, n_task_a: int | None = None, seed: int
 
     config = pretrained_key(profile, n_task_a, seed, variant)
     payload = cache.load_or_build("pretrained_images", config, build, root=artifacts_dir())
-    model = models.ImageNet(num_classes, width=profile.width)
+    model = models.ImageCNN(num_classes, width=profile.width)
     model.load_state_dict(payload["state_dict"])
     return model, {k: v for k, v in payload.items() if k != "state_dict"}
 
@@ -156,7 +161,7 @@ def new_target_model(strategy: str, pretrained: nn.Module | None, num_classes: i
     whose last layer (W[L], b[L]) is deleted and replaced by a new random one."""
     torch.manual_seed(seed)
     if strategy == "scratch" or pretrained is None:
-        return models.ImageNet(num_classes, width=width)
+        return models.ImageCNN(num_classes, width=width)
     model = copy.deepcopy(pretrained)
     return models.replace_head(model, num_classes)
 
@@ -194,6 +199,7 @@ def fine_tune(strategy: str, pretrained: nn.Module | None, X: Tensor, y: Tensor,
                      models.count_parameters(trained, trainable_only=True))
 
 
+EXERCISE_N_B = 300  # notebook 03's predict-run-explain exercise: the gain at a size between the sweep's
 TARGETS = ("B", "near")  # task B (the X-rays) and the near task (new objects drawn like task A's)
 
 
@@ -338,6 +344,7 @@ def prepare_retraining(profile: Profile) -> None:
     sweep(profile)
     near_sweep(profile)
     lr_schemes(profile)
+    run_grid(profile, ("scratch", "all layers"), (EXERCISE_N_B,), profile.seeds)  # notebook 03, exercise 2
     print(f"images: notebook 03's runs built ({len(profile.seeds)} seeds)")
 
 

@@ -85,16 +85,21 @@ def _mean_std(values: Tensor) -> tuple[float, float]:
     return values.mean().item(), (values.std().item() if len(values) > 1 else 0.0)
 
 
-def accuracy_vs_size(table: dict[str, dict[int, Tensor]], ax: plt.Axes | None = None) -> Figure:
-    """Accuracy (mean ± std over seeds, as a band) against N_B, one line per strategy."""
+def accuracy_vs_size(table: dict[str, dict[int, Tensor]], ax: plt.Axes | None = None, seeds: bool = False) -> Figure:
+    """Accuracy (mean ± std over seeds, as a band) against N_B, one line per strategy; with
+    ``seeds``, every seed's accuracy as a dot too."""
     fig = ax.figure if ax is not None else plt.figure(figsize=(5.5, 3.6))
     ax = ax or fig.add_subplot()
     for strategy, by_size in table.items():
         sizes = sorted(by_size)
         stats = [_mean_std(by_size[n] * 100) for n in sizes]
         means = [m for m, _ in stats]
-        ax.plot(sizes, means, marker="o", label=strategy)
+        line, = ax.plot(sizes, means, marker="o", label=strategy)
         ax.fill_between(sizes, [m - s for m, s in stats], [m + s for m, s in stats], alpha=0.2)
+        if seeds:
+            for n in sizes:
+                values = (by_size[n] * 100).tolist()
+                ax.scatter([n] * len(values), values, s=10, color=line.get_color(), alpha=0.6, zorder=3)
     ax.set(xscale="log", xlabel="task-B training examples N_B", ylabel="test accuracy (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -212,5 +217,45 @@ def stage_curves(head_val: Sequence[float], tune_val: Sequence[float]) -> Figure
     ax.set(xlabel="epoch", ylabel="validation accuracy (%)", title="the epoch is picked on the validation split")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def spectrograms(panels: Sequence[tuple[Tensor, str]]) -> Figure:
+    """Log-mel spectrograms side by side (time to the right, low mel bands at the bottom)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.5 * len(panels), 2.8), squeeze=False)
+    for ax, (image, title) in zip(axes[0], panels, strict=True):
+        ax.imshow(image, origin="lower", aspect="auto", cmap="magma")
+        ax.set(title=title, xlabel="frame (10 ms)", ylabel="mel band")
+    fig.tight_layout()
+    return fig
+
+
+def det_curves(curves: dict[str, tuple[Tensor, Tensor, float]], title: str = "DET curves") -> Figure:
+    """False rejects against false accepts (log scale) per arm, with each arm's EER in the legend."""
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    for name, (far, frr, eer) in curves.items():
+        ax.plot(far * 100, frr * 100, label=f"{name} (EER {eer:.2f})")
+    ax.plot([0, 100], [0, 100], "k:", lw=0.8, label="false accepts = false rejects")
+    ax.set(xscale="log", xlim=(0.5, 100), ylim=(0, 100), xlabel="false accepts (% of other clips)",
+           ylabel="false rejects (% of wake words)", title=title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def live_demo(demo: dict, said_for_s: float = 1.0) -> Figure:
+    """A detector's score over a recording, when the phrase was said, its thresholds and detections
+    (``demo``: what ``wakeword.live_demo`` returns)."""
+    fig, ax = plt.subplots(figsize=(12, 3))
+    ax.plot(demo["times"], demo["scores"], lw=0.8, label="score (log-odds of the wake word, end of window)")
+    for k, onset in enumerate(demo["said"]):
+        ax.axvspan(onset, onset + said_for_s, color="tab:green", alpha=0.2, label="wake word said" if k == 0 else None)
+    for (name, value), colour in zip(demo["thresholds"].items(), ("tab:red", "tab:orange"), strict=False):
+        ax.axhline(value, color=colour, ls="--", lw=0.8, label=f"threshold ({name})")
+        for k, t in enumerate(demo["fired"][name]):
+            ax.axvline(t, color=colour, lw=1.5, label=f"detection ({name})" if k == 0 else None)
+    ax.set(xlabel="time (s)", ylabel="score", xlim=(0, float(demo["times"][-1])))
+    ax.legend(fontsize=7, loc="lower right", ncol=2)
     fig.tight_layout()
     return fig

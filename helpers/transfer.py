@@ -98,6 +98,19 @@ def load_folder(root: str | Path, backbone: Backbone, seed: int = 0, progress: b
                                      seed=seed, progress=progress)
 
 
+def fewer_training_images(folder: dict[str, Any], per_class: int, seed: int = 0) -> dict[str, Any]:
+    """The folder with only ``per_class`` training images of each class (drawn with ``seed``);
+    validation and test splits unchanged."""
+    from helpers.data.subsets import stratified_subset
+
+    train_labels = folder["y"][folder["train"]]
+    counts = torch.bincount(train_labels, minlength=len(folder["classes"]))
+    if not 1 <= per_class <= int(counts.min()):
+        raise ValueError(f"per_class must be between 1 and {int(counts.min())} (the smallest class), got {per_class}")
+    keep = stratified_subset(train_labels, per_class * len(folder["classes"]), seed, len(folder["classes"]))
+    return {**folder, "train": folder["train"][keep]}
+
+
 def new_model(backbone: Backbone, num_classes: int, seed: int) -> nn.Module:
     """A copy of the backbone with its output layer deleted and a new random head (the surgery)."""
     torch.manual_seed(seed)

@@ -168,6 +168,31 @@ def evaluate_detector(model: nn.Module, task: dict, stream: dict, device: torch.
     return out
 
 
+def fewer_positives(task: dict, n_positives: int) -> dict:
+    """The wake-word task with only the first ``n_positives`` positive training windows (every
+    negative kept; the test set unchanged)."""
+    positives = torch.nonzero(task["y_train"] == 1).flatten()
+    if not 1 <= n_positives <= len(positives):
+        raise ValueError(f"n_positives must be between 1 and {len(positives)}, got {n_positives}")
+    keep = torch.cat([torch.nonzero(task["y_train"] == 0).flatten(), positives[:n_positives]]).sort().values
+    return {**task, "X_train": task["X_train"][keep], "y_train": task["y_train"][keep]}
+
+
+def train_arm(arm: str, recognizer: nn.Module | None, task: dict, seed: int,
+              device: torch.device | None = None) -> nn.Module:
+    """Build one arm's detector and train it on ``task``'s training windows; returns the model."""
+    model = new_detector(arm, recognizer, seed)
+    train_detector(model, arm, task["X_train"], task["y_train"], seed, device)
+    return model
+
+
+def clip_eer(model: nn.Module, task: dict, device: torch.device | None = None) -> float:
+    """The clip-level equal error rate of a detector on ``task``'s test clips (best window per clip)."""
+    model.eval().to(device or get_device())
+    scores = detection.best_window_scores(wake_score(model), task["X_test"], task["window_frames"], HOP_FRAMES)
+    return detection.equal_error_rate(scores, task["y_test"])
+
+
 def run_arm(arm: str, recognizer: nn.Module | None, task: dict, stream: dict, seed: int,
             device: torch.device | None = None) -> dict:
     """One arm, one seed: build, train, evaluate. A dict of numbers (and the DET points)."""
@@ -327,3 +352,53 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def stream_table(rows: list[dict]) -> str:
+    """Per arm and seed: FRR at 1 and 5 FA/h, the false accepts counted on the held-out half of
+    the stream, and the 95 % upper bound on the false-accept rate those counts allow."""
+    lines = [f"{'arm':<22}{'seed':>5}{'FRR@1':>8}{'FA':>4}{'bound/h':>9}{'FRR@5':>8}{'FA':>4}{'bound/h':>9}"]
+    for r in sorted(rows, key=lambda r: (ARMS.index(r["arm"]), r["seed"])):
+        lines.append(f"{r['arm']:<22}{r['seed']:>5}{r['frr_at_1fa']:>8.2f}{r['false_accepts_at_1fa']:>4}"
+                     f"{r['fa_bound_at_1fa']:>9.1f}{r['frr_at_5fa']:>8.2f}{r['false_accepts_at_5fa']:>4}"
+                     f"{r['fa_bound_at_5fa']:>9.1f}")
+    return "\n".join(lines)
+
+
+def det_curves(rows: list[dict]) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
+    """Per arm: the mean DET curve over seeds (false accepts, false rejects) and the mean EER."""
+    arms = [arm for arm in ARMS if any(r["arm"] == arm for r in rows)]
+    return {arm: (*mean_det_points(rows, arm), per_seed(rows, arm, "eer").mean().item()) for arm in arms}
+
+
+def example_spectrograms(task_a: dict, task_b: dict) -> list[tuple[np.ndarray, str]]:
+    """What the networks see: two task-A words, a wake-word window and another window of task B."""
+    panels = []
+    for k in (0, 1):
+        panels.append((task_a["X_test"][k, 0].numpy(), f"task A: {task_a['words'][int(task_a['y_test'][k])]}"))
+    for label, title in ((1, "positive"), (0, "negative")):
+        k = int(torch.nonzero(task_b["y_train"] == label)[0])
+        panels.append((task_b["X_train"][k, 0].numpy(), f"{title}: {task_b['kind_train'][k]}"))
+    return panels
+
+
+def live_demo(detector: nn.Module, task: dict, stream: dict, demo: dict, fa_per_hour: float = 5.0) -> dict:
+    """Let ``detector`` listen to the demo recording at two settings: the threshold for
+    ``fa_per_hour`` chosen on the tune half of ``stream``, and the looser clip-level EER point.
+
+    Returns the score over time (``scores``, ``times``), the two thresholds and the times the
+    detector fired at each (``fired``: {name: [seconds]}), and the times the phrase was said.
+    """
+    detector.eval()
+    score = wake_score(detector)
+    demo_scores, demo_times = detection.stream_scores(score, demo["features"], task["window_frames"], HOP_FRAMES)
+    stream_scores, _ = detection.stream_scores(score, stream["features"], task["window_frames"], HOP_FRAMES)
+    (tune, tune_hours), _ = detection.split_stream(stream_scores, stream["hours"])
+    strict = detection.threshold_for_fa_per_hour(tune, tune_hours, fa_per_hour, REFRACTORY_S)
+    clip_scores = detection.best_window_scores(score, task["X_test"], task["window_frames"], HOP_FRAMES)
+    far, frr, thresholds = detection.det_curve(clip_scores, task["y_test"])
+    loose = float(thresholds[np.argmin(np.abs(far - frr))])
+    thresholds = {f"{fa_per_hour:g} FA/h": float(strict), "EER point": loose}
+    fired = {name: detection_times(demo_scores, demo_times, value) for name, value in thresholds.items()}
+    return {"scores": demo_scores, "times": demo_times, "thresholds": thresholds, "fired": fired,
+            "said": [float(t) for t in demo["onsets_s"]]}

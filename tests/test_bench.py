@@ -56,7 +56,7 @@ def test_cached_features_path_trains_the_same_head() -> None:
     X = torch.randn(48, 1, 32, 32, generator=torch.Generator().manual_seed(1))
     y = torch.arange(48) % 4
     torch.manual_seed(0)
-    frozen = models.ImageNet(4, width=4)
+    frozen = models.ImageCNN(4, width=4)
     models.freeze(frozen.features)
     head = copy.deepcopy(frozen.head)
     train.fit(frozen, X, y, epochs=2, batch_size=16, device=CPU, progress=False)

@@ -9,9 +9,14 @@ import pytest
 from helpers import config
 
 
-def test_default_profile_is_standard(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_profile_is_quick_on_a_cpu_and_full_on_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
     monkeypatch.delenv("TL_PROFILE", raising=False)
-    assert config.get_profile().name == "standard"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert config.get_profile().name == "quick"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert config.get_profile().name == "full"
 
 
 def test_tl_profile_selects_and_argument_wins(monkeypatch: pytest.MonkeyPatch) -> None:

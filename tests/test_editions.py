@@ -138,3 +138,36 @@ def test_make_student_and_site_commands(tmp_path):
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
     assert (tmp_path / "html" / "index.html").exists() and (tmp_path / "student" / "05_reversed_sizes.ipynb").exists()
+
+
+def test_site_renders_the_inline_markdown_of_the_course_map():
+    rendered = site._markdown_inline("a *lot* of **data**, `make run`, [03](03_last_layer_vs_full.ipynb), 2 * 3")
+    assert rendered == ('a <i>lot</i> of <b>data</b>, <code>make run</code>, '
+                        '<a href="03_last_layer_vs_full.html">03</a>, 2 * 3')
+    assert "*" not in site._markdown_inline("**01** *the idea*") and "&lt;b&gt;" in site._markdown_inline("<b>")
+
+
+def test_explorer_says_what_each_strategy_costs():
+    from helpers import widgets
+
+    rows = [{"strategy": s, "n_b": 100, "seed": seed, "accuracy": 0.5 + 0.1 * seed, "seconds": 2.0,
+             "trainable_params": p} for s, p in (("scratch", 1000), ("last layer", 10)) for seed in (0, 1)]
+    text = widgets.describe_size(rows, ("scratch", "last layer"), 100)
+    assert "N_B = 100" in text and "1,000 parameters" in text and "2.0 s a run" in text and "60.0" in text
+
+
+def test_explorer_switches_between_the_far_and_the_near_task():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from helpers import experiments, widgets
+
+    def rows_for(sizes):
+        return [{"strategy": s, "n_b": n, "seed": seed, "accuracy": 0.5, "seconds": 1.0, "trainable_params": 10}
+                for s in experiments.STRATEGIES for n in sizes for seed in (0, 1)]
+
+    box = widgets.sweep_explorer(rows_for((50, 100, 1000)), rows_for((12, 60, 1200)))
+    task_picker, (_, size_picker) = box.children[0], box.children[1].children
+    assert size_picker.value == 100
+    task_picker.value = task_picker.options[1]
+    assert list(size_picker.options) == [12, 60, 1200] and size_picker.value == 60

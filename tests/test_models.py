@@ -6,9 +6,9 @@ from torch import nn
 from helpers import models, train
 
 
-def small_net(classes: int = 5) -> models.ImageNet:
+def small_net(classes: int = 5) -> models.ImageCNN:
     torch.manual_seed(0)
-    return models.ImageNet(classes, width=8)
+    return models.ImageCNN(classes, width=8)
 
 
 def test_replace_head_keeps_backbone_and_changes_head():

@@ -103,3 +103,14 @@ def test_describe_reports_bad_profile(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TL_PROFILE", "nope")
     with pytest.raises(config.ConfigError, match="quick"):
         runtime.describe(torch.device("cpu"))
+
+
+def test_a_build_is_announced_with_an_estimate_for_this_machine(capsys) -> None:
+    import torch
+
+    from helpers import runtime
+
+    line = runtime.announce_build("pre-training", 360_000, 32, torch.device("cpu"))
+    assert line.startswith("building (once, then cached): pre-training; about ") and "CPU thread" in line
+    assert capsys.readouterr().out.strip() == line
+    assert "GPU" in runtime.announce_build("x", 10, 32, torch.device("cuda"))

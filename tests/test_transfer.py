@@ -96,7 +96,7 @@ def test_no_network_says_so_and_names_the_offline_way() -> None:
 
 def _tiny_backbone() -> backbones.Backbone:
     torch.manual_seed(0)
-    net = models.ImageNet(5, width=8)
+    net = models.ImageCNN(5, width=8)
     return backbones.Backbone("course", backbones.Classifier(net.features, net.head),
                               backbones.Preprocess(32, 32, 1, None, None), "a tiny random CNN", 5,
                               {"kind": "course", "width": 8})

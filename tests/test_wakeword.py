@@ -180,3 +180,42 @@ def test_recognizer_learns_every_word_its_data_have(fake: dict, profile: object)
     assert len(info["words"]) == 12 and model.head.out_features == 12
     with pytest.raises(ValueError, match="12 words"):
         wakeword.pretrained_recognizer(many, words=20)
+
+
+def test_fewer_positives_keeps_every_negative_and_the_test_set() -> None:
+    task = {"X_train": torch.arange(10).float().view(10, 1), "y_train": torch.tensor([0, 1, 0, 1, 1, 0, 1, 0, 0, 1]),
+            "X_test": torch.zeros(3, 1), "y_test": torch.tensor([0, 1, 1])}
+    half = wakeword.fewer_positives(task, 2)
+    assert half["y_train"].tolist() == [0, 1, 0, 1, 0, 0, 0] and half["X_test"] is task["X_test"]
+    assert half["X_train"].flatten().tolist() == [0, 1, 2, 3, 5, 7, 8]
+    with pytest.raises(ValueError, match="between 1 and 5"):
+        wakeword.fewer_positives(task, 6)
+
+
+def test_notebook_04s_tables_figures_and_live_demo(fake: dict, profile: object) -> None:
+    """What notebook 04 shows, as tested functions: the stream table, DET curves, spectrograms, the demo."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from helpers import plots
+
+    rows = wakeword.detector_variants(profile, seeds=(0, 1))
+    table = wakeword.stream_table(rows).splitlines()
+    assert "FRR@1" in table[0] and len(table) == 1 + len(rows)
+    curves = wakeword.det_curves(rows)
+    assert list(curves) == list(wakeword.ARMS) and all(0 <= eer <= 1 for _, _, eer in curves.values())
+    assert plots.det_curves(curves).axes[0].get_xscale() == "log"
+    data = fake["data"]
+    task_a = {**data["a"], "words": data["a"]["words"]}
+    task_b = {**data["b"], "kind_train": ["wake" if y else "other" for y in data["b"]["y_train"].tolist()]}
+    panels = wakeword.example_spectrograms(task_a, task_b)
+    assert [title.split(":")[0] for _, title in panels] == ["task A", "task A", "positive", "negative"]
+    assert len(plots.spectrograms(panels).axes) == 4
+    recognizer, _ = wakeword.pretrained_recognizer(profile)
+    detector = wakeword.train_arm("frozen + new layers", recognizer, data["b"], seed=0)
+    assert 0.0 <= wakeword.clip_eer(detector, data["b"]) <= 1.0
+    demo = {"features": torch.randn(40, 600), "onsets_s": [1.0, 3.5]}
+    listened = wakeword.live_demo(detector, data["b"], data["stream"], demo, fa_per_hour=5.0)
+    assert set(listened["thresholds"]) == {"5 FA/h", "EER point"} and listened["said"] == [1.0, 3.5]
+    assert len(listened["scores"]) == len(listened["times"]) and set(listened["fired"]) == set(listened["thresholds"])
+    assert plots.live_demo(listened).axes[0].get_xlabel() == "time (s)"

@@ -63,11 +63,11 @@ def bench(n_images: int = 3_000, epochs: int = 2, device: torch.device | None = 
     device = device or get_device()
     X_uint8, y = images.make_task_a(n_images, seed=0)
     X = images.normalize(X_uint8)
-    backbone = models.ImageNet(len(images.TASK_A_CLASSES))
+    backbone = models.ImageCNN(len(images.TASK_A_CLASSES))
     features = train.cached_features(backbone.features, X, device=device).cpu()
     head = nn.Linear(features.shape[1], len(images.TASK_A_CLASSES))
     fit = lambda m, A, e: train.fit(m, A, y, epochs=e, batch_size=64, device=device, progress=False)  # noqa: E731
-    new_net = lambda: models.ImageNet(len(images.TASK_A_CLASSES))  # noqa: E731
+    new_net = lambda: models.ImageCNN(len(images.TASK_A_CLASSES))  # noqa: E731
     frozen = new_net()
     models.freeze(frozen.features)
     return {

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from pathlib import Path
 
 import nbformat
@@ -56,9 +57,15 @@ def notebook_title(path: Path) -> tuple[str, str]:
 
 
 def _markdown_inline(text: str) -> str:
-    """Escape, then render **bold** (the only markup the course's intro paragraphs use)."""
-    parts = html.escape(text).split("**")
-    return "".join(f"<b>{part}</b>" if i % 2 else part for i, part in enumerate(parts))
+    """Escape, then render the inline markdown of the notebooks' intro paragraphs: **bold**,
+    *italic*, `code` and [links](NN_name.ipynb) (to the lesson's page)."""
+    out = html.escape(text, quote=False)
+    out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
+    out = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", out)
+    out = re.sub(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])", r"<i>\1</i>", out)
+    return re.sub(r"\[([^\]]+)\]\(([^)\s]+?)(?:\.ipynb)?\)",
+                  lambda m: f'<a href="{m.group(2)}{".html" if not m.group(2).startswith("http") else ""}">'
+                            f"{m.group(1)}</a>", out)
 
 
 def _course_map(notebooks: list[Path], pages: Path, timings: dict[str, float]) -> str:

@@ -1,5 +1,5 @@
 """Models of the course and the surgery the lecture performs on them."""
-from helpers.models.image import ImageNet, conv_block, count_parameters, filter_structure
+from helpers.models.image import ImageCNN, conv_block, count_parameters, filter_structure
 from helpers.models.speech import KeywordNet
 from helpers.models.surgery import (
     freeze,
@@ -11,6 +11,6 @@ from helpers.models.surgery import (
 )
 
 __all__ = [
-    "ImageNet", "KeywordNet", "conv_block", "count_parameters", "filter_structure", "freeze", "freeze_backbone",
+    "ImageCNN", "KeywordNet", "conv_block", "count_parameters", "filter_structure", "freeze", "freeze_backbone",
     "parameter_groups", "replace_head", "trainable_parameters", "unfreeze",
 ]

@@ -18,7 +18,7 @@ def conv_block(c_in: int, c_out: int, pool: bool = True) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class ImageNet(nn.Module):
+class ImageCNN(nn.Module):
     """Four conv blocks, global average pooling, and one linear output layer ``head``.
 
     ``features`` (blocks + pooling) maps an image to an embedding; ``head`` maps the embedding to
