@@ -248,6 +248,17 @@ def run_path(profile: Profile, strategy: str, n_b: int, seed: int, n_task_a: int
                             artifacts_dir())
 
 
+def run_needs(profile: Profile, strategy: str, n_b: int, seed: int, n_task_a: int | None = None,
+              variant: str = "standard", target: str = "B") -> list[Path]:
+    """The cache entries a run builds or waits for: the run, and the pre-trained network it starts from."""
+    paths = [run_path(profile, strategy, n_b, seed, n_task_a, variant, target)]
+    n_task_a, variant = _run_settings(profile, strategy, n_task_a, variant)
+    if n_task_a is not None:
+        key = pretrained_key(profile, n_task_a, pretraining_seed(n_task_a, seed), variant)
+        paths.append(cache.entry_path("pretrained_images", key, artifacts_dir()))
+    return paths
+
+
 def cached_run(profile: Profile, strategy: str, n_b: int, seed: int, n_task_a: int | None = None,
                variant: str = "standard", device: torch.device | None = None, target: str = "B") -> dict:
     """One fine-tuning run (a RunResult as a dict), loaded from artifacts/ when it was run before.
@@ -280,7 +291,7 @@ def run_grid(profile: Profile, strategies: tuple[str, ...], target_sizes: tuple[
     """Every (seed, N_B, strategy) combination; one dict per run (see RunResult)."""
     combos = [(seed, n_b, strategy) for seed in seeds for n_b in target_sizes for strategy in strategies]
     # runs another process is building right now (a second prepare worker) come last, then load
-    order = cache.deferring(combos, lambda c: run_path(profile, c[2], c[1], c[0], n_task_a, variant, target))
+    order = cache.deferring(combos, lambda c: run_needs(profile, c[2], c[1], c[0], n_task_a, variant, target))
     rows = {combo: cached_run(profile, combo[2], combo[1], combo[0], n_task_a, variant, device, target)
             for combo in tqdm(order, total=len(combos), desc="runs", leave=False)}
     return [rows[combo] for combo in combos]
@@ -341,20 +352,19 @@ def prepare_retraining(profile: Profile) -> None:
     """Build notebook 03's experiments: the sweep on the X-rays and on the near task, the
     learning curves and the learning-rate schemes (a data_scripts/prepare.py step)."""
     learning_curves(profile)  # first: they store the sweep's runs at N_B = 100 as they go
-    sweep(profile)
-    near_sweep(profile)
-    lr_schemes(profile)
-    run_grid(profile, ("scratch", "all layers"), (EXERCISE_N_B,), profile.seeds)  # notebook 03, exercise 2
+    parts = [sweep, near_sweep, lr_schemes,
+             lambda p: run_grid(p, ("scratch", "all layers"), (EXERCISE_N_B,), p.seeds)]  # notebook 03, exercise 2
+    for part in cache.in_worker_order(parts):  # a second prepare worker starts from the other end
+        part(profile)
     print(f"images: notebook 03's runs built ({len(profile.seeds)} seeds)")
 
 
 def prepare_counterexamples(profile: Profile) -> None:
     """Build notebook 05's image experiments: reversed sizes, the gain map, a useless task A."""
-    reversed_sizes(profile)
-    untrained_control(profile)
-    grid = gain_grid(profile)
-    useless_task_a(profile)
-    print(f"images: gain map over N_A {grid['n_a']} x N_B {grid['n_b']} built")
+    # a second prepare worker starts from the other end: the long shuffled-pixel pre-training first
+    for part in cache.in_worker_order([reversed_sizes, untrained_control, gain_grid, useless_task_a]):
+        part(profile)
+    print(f"images: gain map over N_A {list(profile.grid_task_a_sizes)} x N_B {list(profile.grid_target_sizes)} built")
 
 
 def main(argv: list[str] | None = None) -> None:

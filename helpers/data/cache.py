@@ -148,19 +148,25 @@ def _read_verified_exists(path: Path) -> bool:
     return path.exists() and path.with_suffix(".json").exists()
 
 
-def deferring(items: Iterable[Any], path_of: Callable[[Any], Path]) -> Iterator[Any]:
+def in_worker_order(items: Iterable[Any]) -> list[Any]:
+    """``items`` in this process's order: reversed in a second prepare worker (:data:`REVERSED`)."""
+    items = list(items)
+    return items[::-1] if REVERSED else items
+
+
+def deferring(items: Iterable[Any], path_of: Callable[[Any], Path | list[Path]]) -> Iterator[Any]:
     """Yield ``items``, but those another process is building right now come last.
 
+    ``path_of(item)``: the entry the item builds, or a list of entries it needs (e.g. a run and the
+    pre-trained network it starts from); the item is deferred when any of them is being built.
     Two workers that walk the same list (in opposite orders, see :data:`REVERSED`) thus never
     wait for each other while there is other work to do; by the time a deferred item comes up,
     it is usually built, and load_or_build just loads it.
     """
-    items = list(items)
-    if REVERSED:
-        items.reverse()
     deferred = []
-    for item in items:
-        if being_built(path_of(item)):
+    for item in in_worker_order(items):
+        paths = path_of(item)
+        if any(being_built(path) for path in (paths if isinstance(paths, list) else [paths])):
             deferred.append(item)
         else:
             yield item
