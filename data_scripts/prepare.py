@@ -20,6 +20,7 @@ import argparse
 import importlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -191,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         args.report.write_text(json.dumps({"steps": seconds, "events": events}))
         return 0
     print(f"prepare: profile {profile.name}, data in {config.data_dir()}, {workers} worker(s)", flush=True)
+    # stopped (e.g. by `make run` when a notebook fails): unwind, so that the workers are stopped too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if workers == 1:
         events = cache.record_events()
         reports = [{"steps": run_steps(steps, profile), "events": events}]

@@ -190,3 +190,46 @@ def test_jupyter_lab_serves_lab_page(tmp_path: Path) -> None:
             proc.wait()
     assert status == 200
     assert proc.returncode is not None
+
+
+def _fake_prepare(code: str):  # noqa: ANN202 - a start_prepare stand-in running ``code``
+    def start(profile: str):  # noqa: ANN202
+        return subprocess.Popen([sys.executable, "-c", code]), Path("prepare.log")
+    return start
+
+
+def test_run_builds_the_data_in_the_background_while_notebooks_run(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+
+    monkeypatch.setenv("TL_BUILD_DIR", str(tmp_path))
+    seen = []
+    monkeypatch.setattr(course, "execute_notebook", lambda path, profile, timeout, env=None: seen.append(env) or 1.0)
+    monkeypatch.setattr(course, "start_prepare", _fake_prepare("import time; time.sleep(0.3)"))
+    notebook = tmp_path / "01_x.ipynb"
+    notebook.write_text("{}")
+    assert course.run_course([notebook], "quick", 60, prepare=True) == {"01_x": 1.0}
+    assert seen == [{"TL_THREADS": "1"}]
+    monkeypatch.setattr(course, "start_prepare", _fake_prepare("raise SystemExit(3)"))
+    with pytest.raises(course.NotebookError, match="prepare.py failed"):
+        course.run_course([notebook], "quick", 60, prepare=True)
+
+
+def test_a_failing_notebook_stops_the_background_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+
+    monkeypatch.setenv("TL_BUILD_DIR", str(tmp_path))
+    started = []
+
+    def start(profile: str):  # noqa: ANN202
+        started.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]))
+        return started[-1], Path("prepare.log")
+
+    def fail(path: Path, profile: str, timeout: int, env: dict | None = None) -> float:
+        raise course.NotebookError("cell 3 failed")
+
+    monkeypatch.setattr(course, "start_prepare", start)
+    monkeypatch.setattr(course, "execute_notebook", fail)
+    notebook = tmp_path / "01_x.ipynb"
+    notebook.write_text("{}")
+    with pytest.raises(course.NotebookError, match="cell 3"):
+        course.run_course([notebook], "quick", 60, prepare=True)
+    assert started[0].poll() is not None  # stopped, not left running
