@@ -208,7 +208,7 @@ def test_run_builds_the_data_in_the_background_while_notebooks_run(tmp_path: Pat
     notebook = tmp_path / "01_x.ipynb"
     notebook.write_text("{}")
     assert course.run_course([notebook], "quick", 60, prepare=True) == {"01_x": 1.0}
-    assert seen == [{"TL_THREADS": "1"}]
+    assert seen == [{"TQDM_DISABLE": "1", "TL_THREADS": "1"}]
     monkeypatch.setattr(course, "start_prepare", _fake_prepare("raise SystemExit(3)"))
     with pytest.raises(course.NotebookError, match="prepare.py failed"):
         course.run_course([notebook], "quick", 60, prepare=True)

@@ -172,7 +172,9 @@ def run_course(paths: list[Path], profile: str, timeout: int, prepare: bool = Fa
     source = data_source()  # the notebooks inherit $TL_DATA: the site names it
     timings: dict[str, float] = {}
     background, log = start_prepare(profile) if prepare else (None, None)
-    kernel_env = {}
+    # no progress widgets in notebooks run without a browser: nobody sees them, and their stream
+    # of messages, while a cell waits minutes for the background build, stalled a run here
+    kernel_env = {"TQDM_DISABLE": "1"}
     if background is not None:
         print(f"--> building the data in the background (log: {log}); each notebook waits for what it needs",
               flush=True)
