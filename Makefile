@@ -69,11 +69,10 @@ tcmalloc:
 	  echo "make: could not install libtcmalloc-minimal4; continuing without it"; \
 	fi
 
-# The data are built in the background while the notebooks run in order (each waits only for
-# what it needs), so the first lessons are ready within minutes.
 run: setup
 	@$(resolve_profile); \
-	$(RUN_ENV) $(PY) -m helpers.authoring.course run --profile $$profile --prepare
+	$(RUN_ENV) $(PY) data_scripts/prepare.py --profile $$profile; \
+	$(RUN_ENV) $(PY) -m helpers.authoring.course run --profile $$profile
 
 # The executed course as pages under $(BUILD)/html (index.html opens from the file system).
 site: setup

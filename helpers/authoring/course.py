@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
@@ -124,10 +123,8 @@ def save_outputs(path: Path, nb: NotebookNode) -> None:
     results.atomic_write_text(html, body)
 
 
-def execute_notebook(path: Path, profile: str, timeout: int, env: dict[str, str] | None = None) -> float:
+def execute_notebook(path: Path, profile: str, timeout: int) -> float:
     """Run one notebook in a fresh kernel, save its outputs; return the wall time in seconds.
-
-    ``env``: more environment variables for the kernel (e.g. ``TL_THREADS``).
 
     Raises NotebookError naming the failing cell; the partly executed copy is still saved.
     """
@@ -137,7 +134,7 @@ def execute_notebook(path: Path, profile: str, timeout: int, env: dict[str, str]
     tracker = CellTracker()
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", on_cell_execute=tracker,
                             resources={"metadata": {"path": str(path.parent)}})
-    env = {**os.environ, **(env or {}), "TL_PROFILE": profile}
+    env = {**os.environ, "TL_PROFILE": profile}
     start = time.perf_counter()
     try:
         client.execute(env=env)
@@ -149,49 +146,15 @@ def execute_notebook(path: Path, profile: str, timeout: int, env: dict[str, str]
     return seconds
 
 
-def start_prepare(profile: str) -> tuple[subprocess.Popen, Path]:
-    """Start data_scripts/prepare.py in the background, its output in build/prepare.log."""
-    log = config.build_dir() / "prepare.log"
-    script = config.REPO_ROOT / "data_scripts" / "prepare.py"
-    handle = open(log, "w")  # noqa: SIM115 - closed by the caller through the process' lifetime
-    process = subprocess.Popen([sys.executable, str(script), "--profile", profile, "--timings"],
-                               stdout=handle, stderr=subprocess.STDOUT)
-    handle.close()  # the child holds its own copy
-    return process, log
-
-
-def run_course(paths: list[Path], profile: str, timeout: int, prepare: bool = False) -> dict[str, float]:
-    """Execute ``paths`` in order, printing the time of each; return {stem: seconds}.
-
-    ``prepare``: build the data sets and experiments in the background (data_scripts/prepare.py,
-    two workers on a CPU) while the notebooks run in order: a notebook waits only for the data
-    it needs (the cache's locks), so the first lessons are ready within minutes instead of after
-    the whole build. The notebooks' kernels then use one thread each.
-    """
+def run_course(paths: list[Path], profile: str, timeout: int) -> dict[str, float]:
+    """Execute ``paths`` in order, printing the time of each; return {stem: seconds}."""
     prepare_build_dir()
     source = data_source()  # the notebooks inherit $TL_DATA: the site names it
     timings: dict[str, float] = {}
-    background, log = start_prepare(profile) if prepare else (None, None)
-    # no progress widgets in notebooks run without a browser: nobody sees them, and their stream
-    # of messages, while a cell waits minutes for the background build, stalled a run here
-    kernel_env = {"TQDM_DISABLE": "1"}
-    if background is not None:
-        print(f"--> building the data in the background (log: {log}); each notebook waits for what it needs",
-              flush=True)
-        kernel_env["TL_THREADS"] = "1"  # the kernels share the cores with prepare's workers
-    start = time.perf_counter()
-    try:
-        for path in paths:
-            print(f"--> {path.name} (profile {profile}, {source} data) ...", flush=True)
-            timings[path.stem] = execute_notebook(path, profile, timeout, kernel_env)
-            print(f"    {path.name}: {timings[path.stem]:.1f} s ({time.perf_counter() - start:.0f} s since the "
-                  "start)", flush=True)
-        if background is not None and background.wait() != 0:
-            raise NotebookError(f"data_scripts/prepare.py failed (exit {background.returncode}): see {log}")
-    finally:
-        if background is not None and background.poll() is None:
-            background.terminate()
-            background.wait()
+    for path in paths:
+        print(f"--> {path.name} (profile {profile}, {source} data) ...", flush=True)
+        timings[path.stem] = execute_notebook(path, profile, timeout)
+        print(f"    {path.name}: {timings[path.stem]:.1f} s", flush=True)
     write_timings(profile, timings, source)
     return timings
 
@@ -276,7 +239,7 @@ def measured_times_section() -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     """Execute the notebooks in order, build the site's index, then print the results table."""
     profile = config.get_profile(args.profile).name
-    run_course(resolve_notebooks(args.notebooks), profile, args.timeout, prepare=args.prepare)
+    run_course(resolve_notebooks(args.notebooks), profile, args.timeout)
     print(f"\nResults ({results.results_path()}):\n{results.format_table(results.load_results())}")
     print(f"Site: {site.build_site()}")
     return 0
@@ -335,8 +298,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="execute the notebooks into build/notebooks and build/html")
     run.add_argument("--profile", default=None, help="quick, standard or full (default: $TL_PROFILE)")
-    run.add_argument("--prepare", action="store_true",
-                     help="build the data in the background while the notebooks run (what `make run` does)")
     run.add_argument("--timeout", type=int, default=DEFAULT_CELL_TIMEOUT, help="seconds per cell")
     clean = sub.add_parser("check-clean", help="exit 1 if a notebook stores outputs")
     strip = sub.add_parser("strip", help="remove outputs and execution counts in place")
