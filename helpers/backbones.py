@@ -16,6 +16,7 @@ the backbone; the rest of the code path is the same.
 """
 from __future__ import annotations
 
+import math
 import re
 import urllib.error
 from dataclasses import dataclass
@@ -90,7 +91,7 @@ class Preprocess:
         """
         n = len(X)
         area = torch.empty(n).uniform_(*scale, generator=generator)
-        log_ratio = torch.empty(n).uniform_(*[float(torch.tensor(r).log()) for r in ratio], generator=generator)
+        log_ratio = torch.empty(n).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=generator)
         aspect = log_ratio.exp()
         w = (area * aspect).sqrt().clamp(max=1.0)
         h = (area / aspect).sqrt().clamp(max=1.0)

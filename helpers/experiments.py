@@ -420,8 +420,7 @@ def useless_task_a(profile: Profile, variant: str = "shuffled pixels", n_b: int 
 
 
 def _curve_key(profile: Profile, strategy: str, n_b: int, seed: int) -> dict:
-    n_task_a = None if strategy == "scratch" else profile.n_task_a
-    return run_key(profile, strategy, n_b, seed, n_task_a, "standard", kind="curve")
+    return run_key(profile, strategy, n_b, seed, *_run_settings(profile, strategy, None, "standard"), kind="curve")
 
 
 def learning_curve(profile: Profile, strategy: str, n_b: int, seed: int,
@@ -429,7 +428,7 @@ def learning_curve(profile: Profile, strategy: str, n_b: int, seed: int,
     """Test accuracy on task B after every epoch of one run (cached): the run of the sweep with
     the same settings, measured along the way (its last point is the sweep's accuracy). Built
     first, it stores that run for the sweep too, so the run is never trained twice."""
-    n_task_a = None if strategy == "scratch" else profile.n_task_a
+    n_task_a, variant = _run_settings(profile, strategy, None, "standard")
     config = _curve_key(profile, strategy, n_b, seed)
 
     def build() -> dict:
@@ -438,8 +437,7 @@ def learning_curve(profile: Profile, strategy: str, n_b: int, seed: int,
         index, curve = stratified_subset(y_pool, n_b, seed), []
         result = fine_tune(strategy, pretrained, X_pool[index], y_pool[index], X_test, y_test, seed,
                            width=profile.width, device=device, curve=curve)
-        run_settings = _run_settings(profile, strategy, n_task_a, "standard")
-        cache.load_or_build("run", run_key(profile, strategy, n_b, seed, *run_settings), lambda: asdict(result),
+        cache.load_or_build("run", run_key(profile, strategy, n_b, seed, n_task_a, variant), lambda: asdict(result),
                             root=artifacts_dir())  # the sweep's run: the same training, measured along the way
         return {"curve": curve}
 

@@ -151,13 +151,13 @@ def evaluate_detector(model: nn.Module, task: dict, stream: dict, device: torch.
     device = device or get_device()
     model.eval().to(device)
     score = wake_score(model)
-    clip_scores = detection.best_window_scores(score, task["X_test"], task["window_frames"], HOP_FRAMES)
-    far, frr, _ = detection.det_curve(clip_scores, task["y_test"])
+    clips = clip_scores(model, task)
+    far, frr, _ = detection.det_curve(clips, task["y_test"])
     stream_scores, _ = detection.stream_scores(score, stream["features"], task["window_frames"], HOP_FRAMES)
     (tune, tune_hours), (ev, eval_hours) = detection.split_stream(stream_scores, stream["hours"])
-    out = {"eer": detection.equal_error_rate(clip_scores, task["y_test"]), "far": far.tolist(),
+    out = {"eer": detection.equal_error_rate(clips, task["y_test"]), "far": far.tolist(),
            "frr": frr.tolist(), "eval_hours": eval_hours, "tune_hours": tune_hours}
-    positives = clip_scores[task["y_test"].numpy() == 1]
+    positives = clips[task["y_test"].numpy() == 1]
     for rate in FA_PER_HOUR:
         point = detection.frr_at_fa_per_hour(positives, tune, tune_hours, ev, eval_hours, rate, REFRACTORY_S)
         key = f"{rate:g}fa"
@@ -186,21 +186,27 @@ def train_arm(arm: str, recognizer: nn.Module | None, task: dict, seed: int,
     return model
 
 
+def clip_scores(model: nn.Module, task: dict) -> np.ndarray:
+    """A detector's score for each of ``task``'s test clips: its best 1.5-s window (the phrase can
+    be anywhere in the clip). The model must be in eval mode on its device."""
+    return detection.best_window_scores(wake_score(model), task["X_test"], task["window_frames"], HOP_FRAMES)
+
+
 def clip_eer(model: nn.Module, task: dict, device: torch.device | None = None) -> float:
     """The clip-level equal error rate of a detector on ``task``'s test clips (best window per clip)."""
     model.eval().to(device or get_device())
-    scores = detection.best_window_scores(wake_score(model), task["X_test"], task["window_frames"], HOP_FRAMES)
-    return detection.equal_error_rate(scores, task["y_test"])
+    return detection.equal_error_rate(clip_scores(model, task), task["y_test"])
 
 
 def run_arm(arm: str, recognizer: nn.Module | None, task: dict, stream: dict, seed: int,
             device: torch.device | None = None) -> dict:
     """One arm, one seed: build, train, evaluate. A dict of numbers (and the DET points)."""
     device = device or get_device()
-    model = new_detector(arm, recognizer, seed)
-    history = train_detector(model, arm, task["X_train"], task["y_train"], seed, device)
+    start = time.perf_counter()
+    model = train_arm(arm, recognizer, task, seed, device)
+    seconds = time.perf_counter() - start
     trainable = models.count_parameters(model, trainable_only=True)
-    return {"arm": arm, "seed": seed, "seconds": history.seconds, "trainable_params": trainable,
+    return {"arm": arm, "seed": seed, "seconds": seconds, "trainable_params": trainable,
             **evaluate_detector(model, task, stream, device)}
 
 
@@ -395,8 +401,7 @@ def live_demo(detector: nn.Module, task: dict, stream: dict, demo: dict, fa_per_
     stream_scores, _ = detection.stream_scores(score, stream["features"], task["window_frames"], HOP_FRAMES)
     (tune, tune_hours), _ = detection.split_stream(stream_scores, stream["hours"])
     strict = detection.threshold_for_fa_per_hour(tune, tune_hours, fa_per_hour, REFRACTORY_S)
-    clip_scores = detection.best_window_scores(score, task["X_test"], task["window_frames"], HOP_FRAMES)
-    far, frr, thresholds = detection.det_curve(clip_scores, task["y_test"])
+    far, frr, thresholds = detection.det_curve(clip_scores(detector, task), task["y_test"])
     loose = float(thresholds[np.argmin(np.abs(far - frr))])
     thresholds = {f"{fa_per_hour:g} FA/h": float(strict), "EER point": loose}
     fired = {name: detection_times(demo_scores, demo_times, value) for name, value in thresholds.items()}

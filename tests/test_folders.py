@@ -163,3 +163,28 @@ def test_the_sample_folder_is_written_once_and_complete(tmp_path: Path) -> None:
     assert per_split == {"train": 20 * classes, "val": 20 * classes, "test": 50 * classes}
     assert len(folder["skipped"]) == 2 and folder["ignored"] == ["train/normal/notes.txt"]
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no scratch folder left
+
+
+def test_a_folder_of_real_photographs_in_the_formats_people_have(tmp_path: Path) -> None:
+    """Real photos (scikit-image's wheel), as a learner's folder: RGB JPEGs and grayscale PNGs of
+    different sizes, one class per photograph."""
+    pytest.importorskip("skimage")
+    from helpers.data import photos
+
+    source = photos.package_data_dir("scikit-image", "skimage", "data")
+    root = tmp_path / "my_photos"
+    for name in ("astronaut.png", "camera.png", "coffee.png"):
+        image = Image.open(source / name)
+        folder = root / name.split(".")[0]
+        folder.mkdir(parents=True)
+        for k, side in enumerate((60, 90, 130, 200, 75)):
+            crop = image.crop((10 * k, 5 * k, 10 * k + side, 5 * k + side + 7))  # not square either
+            crop.save(folder / (f"{k}.jpg" if image.mode == "RGB" else f"{k}.png"), quality=85)
+    for channels, size in ((3, 64), (1, 32)):
+        folder = folders.load_image_folder(root, size=size, channels=channels, progress=False)
+        assert folder["X"].shape == (15, channels, size, size) and not folder["skipped"]
+        assert folder["modes"] == {"RGB": 10, "grayscale": 5}
+        assert sum(len(folder[s]) for s in ("train", "val", "test")) == 15
+    colour = folders.load_image_folder(root, size=64, channels=3, progress=False)
+    astronaut = colour["X"][colour["y"] == colour["classes"].index("astronaut")].float()
+    assert (astronaut[:, 0] - astronaut[:, 2]).abs().mean() > 5  # colour kept, not flattened to gray

@@ -131,7 +131,7 @@ def load_or_build(name: str, config: dict[str, Any], build: Callable[[], dict[st
 
 def being_built(path: Path) -> bool:
     """Whether another process holds the build lock of the entry at ``path`` right now."""
-    if _read_verified_exists(path) or not path.with_suffix(".lock").exists():
+    if _entry_exists(path) or not path.with_suffix(".lock").exists():
         return False
     try:
         lock = FileLock(path.with_suffix(".lock"))
@@ -144,7 +144,8 @@ def being_built(path: Path) -> bool:
     return False
 
 
-def _read_verified_exists(path: Path) -> bool:
+def _entry_exists(path: Path) -> bool:
+    """Whether the entry's payload and sidecar are there (built; not checked here)."""
     return path.exists() and path.with_suffix(".json").exists()
 
 
