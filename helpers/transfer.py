@@ -140,7 +140,7 @@ def fine_tune(backbone: Backbone, folder: dict[str, Any], seed: int = 0, recipe:
                      y_val=y_val, seed=seed, device=device, progress=progress)
     after_head = copy.deepcopy(model.state_dict())
 
-    # stage 2: every layer, the pre-trained ones at a tenth of the head's rate, with augmentation
+    # stage 2: every layer, the pre-trained ones at recipe.backbone_lr_factor x the head's rate, augmented
     models.unfreeze(model.features)
     groups = models.parameter_groups(model, head_lr=recipe.tune_lr,
                                      backbone_lr=recipe.tune_lr * recipe.backbone_lr_factor)
