@@ -69,7 +69,18 @@ tcmalloc:
 	  echo "make: could not install libtcmalloc-minimal4; continuing without it"; \
 	fi
 
-run: setup
+# Optional, like tcmalloc: Flite, a second speech synthesiser that notebook 07 tests the detector on.
+.PHONY: other-voices
+other-voices:
+	@if ! command -v flite >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  echo "make: installing flite (optional: another synthesiser's voices for notebook 07)"; \
+	  { apt-get install -y -qq --no-install-recommends flite >/dev/null 2>&1 || \
+	    { apt-get update -qq >/dev/null 2>&1 && \
+	      apt-get install -y -qq --no-install-recommends flite >/dev/null 2>&1; }; } || \
+	  echo "make: could not install flite; notebook 07 will skip the other synthesiser's test"; \
+	fi
+
+run: setup other-voices
 	@$(resolve_profile); \
 	$(RUN_ENV) $(PY) data_scripts/prepare.py --profile $$profile; \
 	$(RUN_ENV) $(PY) -m helpers.authoring.course run --profile $$profile
@@ -82,7 +93,7 @@ site: setup
 student: setup
 	$(PY) -m helpers.authoring.course student
 
-lab: setup
+lab: setup other-voices
 	@$(resolve_profile); \
 	echo "make: JupyterLab with TL_PROFILE=$$profile"; \
 	root=$$([ "$$(id -u)" = 0 ] && echo --allow-root || true); \
@@ -90,7 +101,7 @@ lab: setup
 
 # Each stage prints how long it took ("== stage: N s"). Two pytest workers run one thread each:
 # two processes with two threads on two cores oversubscribe them (measured: unit tests 124 s -> 37 s).
-test: setup
+test: setup other-voices
 	@t=$$SECONDS; $(PY) -m ruff check .; $(PY) -m helpers.authoring.course check-clean; \
 	echo "== stage lint and notebook hygiene: $$((SECONDS - t)) s"
 	@t=$$SECONDS; $(RUN_ENV) OMP_NUM_THREADS=1 TL_THREADS=1 $(PY) -m pytest tests -q -n 2 \

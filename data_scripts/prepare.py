@@ -45,12 +45,14 @@ STEPS: list[tuple[str, str]] = [
     ("speech-models", "helpers.wakeword:prepare_models"),  # the speech recognizer (task A), trained once
     ("counter-examples", "helpers.experiments:prepare_counterexamples"),  # notebook 05, images
     ("speech-reversed", "helpers.wakeword:prepare_reversed"),  # notebook 05, speech
+    ("custom-wake-word", "helpers.custom_wake:prepare"),  # notebook 07: synthetic data, three starts, the curve
 ]
 
 
 # The second worker starts with the speech steps and the controls of notebook 05 while the first
 # pre-trains the image recognizer, then walks the image steps from their other end.
-SECOND_WORKER_ORDER = ("speech", "speech-models", "speech-reversed", "counter-examples", "image-sweep", "images")
+SECOND_WORKER_ORDER = ("speech", "speech-models", "custom-wake-word", "speech-reversed", "counter-examples",
+                       "image-sweep", "images")
 
 
 def load_step(target: str) -> Callable[[config.Profile], object]:

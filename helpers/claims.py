@@ -124,6 +124,7 @@ def _bar_words(claim: Claim) -> str:
 _00, _01, _02 = "00_start_here", "01_pretraining", "02_head_replacement"
 _03, _04, _05 = "03_last_layer_vs_full", "04_wake_word", "05_reversed_sizes"
 _06 = "06_your_own_images"
+_07 = "07_your_own_wake_word"
 
 CLAIMS: tuple[Claim, ...] = (
     Claim(_00, "matmul_max_error", "largest error of a 256x256 product on the device vs float64 on the "
@@ -187,6 +188,20 @@ CLAIMS: tuple[Claim, ...] = (
           "worst seed, vs chance", low=3.0, scale=True, reference="chance_accuracy", seeds="min"),
     Claim(_06, "reload_max_weight_difference", "largest change of any weight after saving the model and "
           "loading it back (weights_only=True): none", low=0.0, high=0.0),
+    Claim(_07, "custom_frr_at_1fa_per_hour_transfer", "your wake word, pre-trained encoder fine-tuned on "
+          "thousands of synthetic clips: false-reject rate at 1 false accept per hour of ordinary speech "
+          "(quick-profile bar)", low=0.0, high=0.35, seeds="mean"),
+    Claim(_07, "custom_frr_at_1fa_per_hour_scratch", "the same network from scratch on the same data: "
+          "more false rejects", low=0.0, strict=True, reference="custom_frr_at_1fa_per_hour_transfer", seeds="mean"),
+    Claim(_07, "custom_frr_at_5fa_per_hour_transfer", "false-reject rate at 5 false accepts per hour, "
+          "transferred (a fraction)", low=0.0, high=1.0, seeds="mean"),
+    Claim(_07, "confusable_accept_rate_at_1fa", "share of confusable phrases (held-out voices, test-only "
+          "phrases) accepted at the 1 FA/h threshold, transferred", low=0.0, high=1.0, seeds="mean"),
+    Claim(_07, "custom_detect_rate_other_synth_at_5fa", "the phrase said by another synthesiser's voices "
+          "(Flite), never heard in training: share detected at the 5 FA/h threshold (recorded; issue 15 asks "
+          "for half of eSpeak's held-out rate, not reached)", low=0.0, high=1.0, seeds="mean"),
+    Claim(_07, "demo_wake_words_caught", "the live demo: wake words caught at the 1 FA/h threshold, at least "
+          "80 % of those said", low=0.8, scale=True, reference="demo_wake_words_said"),
 )
 
 

@@ -35,11 +35,15 @@ class Profile:
     speech_words_a: int = 100  # words in task A's vocabulary
     speech_clips_a: int = 12_000  # task-A training clips ("10,000 hours" analogue)
     speech_positives_b: int = 100  # wake-word training clips ("one hour" analogue)
-    speech_stream_hours: float = 0.5  # hours of continuous negative stream for FA/h
+    speech_stream_hours: float = 1.0  # hours of ordinary speech (held-out voices) for FA/h: half tunes, half counts
     speech_epochs_a: int = 8  # passes over speech task A
     speech_clips_a_test: int = 2_000  # task-A test clips (held-out voice variants)
     speech_negatives_b: int = 1_500  # wake-word training negatives (1.5-s windows)
     speech_test_b: int = 1_200  # wake-word test clips (held-out voices, 3-s contexts)
+    # --- your own wake word (notebook 07) ---
+    custom_positives: int = 4_000  # synthetic clips of the phrase (training voices)
+    custom_negatives: int = 6_000  # negative clips: confusables, words, sentence crops, noise
+    custom_stream_hours: float = 1.5  # hours of ordinary speech by the training voices (negatives)
     # --- counter-example grid (notebook 05) ---
     grid_task_a_sizes: tuple[int, ...] = (100, 3_000, 90_000)  # N_A values
     grid_target_sizes: tuple[int, ...] = (100, 1_000, 2_000)  # N_B values
@@ -58,6 +62,9 @@ PROFILES: dict[str, Profile] = {
         speech_clips_a=30_000,
         speech_stream_hours=2.0,
         speech_epochs_a=10,
+        custom_positives=8_000,
+        custom_negatives=10_000,
+        custom_stream_hours=3.0,
         speech_clips_a_test=4_000,
         speech_negatives_b=3_000,
         speech_test_b=2_000,
@@ -77,6 +84,9 @@ PROFILES: dict[str, Profile] = {
         speech_clips_a=60_000,
         speech_stream_hours=5.0,
         speech_epochs_a=15,
+        custom_positives=16_000,
+        custom_negatives=20_000,
+        custom_stream_hours=6.0,
         speech_clips_a_test=6_000,
         speech_negatives_b=6_000,
         speech_test_b=4_000,

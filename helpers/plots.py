@@ -259,3 +259,17 @@ def live_demo(demo: dict, said_for_s: float = 1.0) -> Figure:
     ax.legend(fontsize=7, loc="lower right", ncol=2)
     fig.tight_layout()
     return fig
+
+
+def frr_vs_data(positives: Sequence[int], hours: Sequence[float], frr: dict[str, Sequence[float]]) -> Figure:
+    """False-reject rate at 1 FA/h per start as the training data grow (positives and negative hours)."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, values in frr.items():
+        ax.plot(positives, values, "o-", label=name)
+    ax.set(xscale="log", ylim=(0, 1), xlabel="positive clips (with the negative hours below each)",
+           ylabel="false rejects at 1 FA/h", title="more synthetic data")
+    ax.set_xticks(list(positives), [f"{n:,}\n{h:g} h" for n, h in zip(positives, hours, strict=True)])
+    ax.minorticks_off()
+    ax.legend()
+    fig.tight_layout()
+    return fig

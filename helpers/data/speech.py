@@ -475,9 +475,18 @@ def wake_word_task(profile: Profile | None = None, n_positives: int | None = Non
 STREAM_CHUNK_S = 60  # the stream is built minute by minute: bounded memory, one room each
 
 
+FIELD_CONFUSABLE_SHARE = 0.0  # the stream is ordinary speech: confusables are measured apart
+
+
 def _stream_texts(n: int, rng: np.random.Generator, words: Sequence[str],
-                  confusable_share: float = 0.15) -> list[str]:
-    """Utterances of continuous speech; some hold a confusable phrase (the hard negatives)."""
+                  confusable_share: float = FIELD_CONFUSABLE_SHARE) -> list[str]:
+    """Utterances of ordinary continuous speech (task-A and other words, 1-5 at a time).
+
+    ``confusable_share`` of them hold a phrase that sounds like the wake phrase. The field counts
+    false accepts per hour on ordinary speech and tests confusables separately, so the negative
+    stream has none (an earlier version planted them in 15 % of its utterances, ~360 an hour:
+    then a threshold for 1 false accept an hour had to sit above the very hardest of them).
+    """
     texts = _sentences(n, rng, [*words, *OOV_WORDS], words=(1, 5))
     confusables = [*CONFUSABLES_TRAIN, *CONFUSABLES_TEST]
     for i in np.flatnonzero(rng.random(n) < confusable_share):
@@ -510,17 +519,23 @@ def render_stream_piece(piece: StreamPiece) -> tuple[np.ndarray, list[float]]:
     return to_int16(audio).numpy(), [start / SAMPLE_RATE for start in starts]
 
 
-def stream_config(profile: Profile) -> dict[str, Any]:
-    """The cache config of the negative stream."""
-    return {"version": VERSION, "hours": profile.speech_stream_hours, "words": profile.speech_words_a,
+def stream_config(profile: Profile, split: str = "test", hours: float | None = None) -> dict[str, Any]:
+    """The cache config of a negative stream: ``split``'s voices, ``hours`` long (default: the profile's)."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    hours = profile.speech_stream_hours if hours is None else hours
+    if hours <= 0:
+        raise ValueError(f"a negative stream needs hours > 0, got {hours}")
+    return {"version": VERSION, "hours": hours, "words": profile.speech_words_a,
             "chunk_s": STREAM_CHUNK_S, "n_mels": N_MELS, "hop": HOP, "augment": asdict(AUGMENT),
-            "test_variants": N_TEST_VARIANTS, "seed": 0}
+            "test_variants": N_TEST_VARIANTS, "confusables": FIELD_CONFUSABLE_SHARE, "split": split,
+            "seed": 0 if split == "test" else 1}
 
 
 def _build_negative_stream(config: dict[str, Any], pool: LazyPool) -> dict[str, Any]:
     """Render the stream minute by minute on the pool, then its log-mel features."""
     started = time.perf_counter()
-    speakers = voice_split(config["test_variants"]).speakers("test")
+    speakers = voice_split(config["test_variants"]).speakers(config["split"])
     rng, words = _rng(config["seed"], "stream"), vocabulary(config["words"])
     n_chunks = math.ceil(config["hours"] * 3600 / config["chunk_s"])
     pieces = [StreamPiece(tuple(make_jobs(_stream_texts(40, rng, words), speakers, rng)),
@@ -534,24 +549,28 @@ def _build_negative_stream(config: dict[str, Any], pool: LazyPool) -> dict[str, 
 
 
 def negative_stream(profile: Profile | None = None, dtype: torch.dtype = torch.float32,
-                    workers: int | None = None) -> dict[str, Any]:
-    """Continuous speech and noise with no wake word, for false accepts per hour.
+                    workers: int | None = None, split: str = "test", hours: float | None = None
+                    ) -> dict[str, Any]:
+    """Continuous ordinary speech and noise with no wake word, for false accepts per hour.
 
-    Held-out voices; about 15 % of utterances contain a confusable phrase. Returns
-    ``features`` [40, frames] (100 frames per second: a window of the wake-word model is
-    ``features[:, t:t + window_frames]``), ``hours`` and ``frame_rate``.
+    ``split="test"``: held-out voices, for measuring (the profile's ``speech_stream_hours``);
+    ``"train"``: training voices, hard negatives for training a detector (notebook 07). Every
+    minute has its own room and background noise. Returns ``features`` [40, frames] (100 frames
+    per second: a window of the wake-word model is ``features[:, t:t + window_frames]``),
+    ``hours`` and ``frame_rate``.
     """
-    config = stream_config(profile or get_profile())
+    config = stream_config(profile or get_profile(), split, hours)
     with _synthesis_pool(workers) as pool:
         payload = load_or_build("speech_negative_stream", config,
                                 lambda: _build_negative_stream(config, pool))
     return as_dtype({**payload, "frame_rate": FRAME_RATE}, dtype)
 
 
-def _demo_config(seconds: float, seed: int, n_wake: int) -> dict[str, Any]:
+def _demo_config(seconds: float, seed: int, n_wake: int, phrase: str = WAKE_PHRASE) -> dict[str, Any]:
     """The cache config of the demo recording."""
-    return {"version": VERSION, "seconds": seconds, "seed": seed, "wake": n_wake,
-            "test_variants": N_TEST_VARIANTS, "augment": asdict(AUGMENT)}
+    config = {"version": VERSION, "seconds": seconds, "seed": seed, "wake": n_wake,
+              "test_variants": N_TEST_VARIANTS, "augment": asdict(AUGMENT)}
+    return config if phrase == WAKE_PHRASE else {**config, "phrase": phrase}
 
 
 def _build_demo(config: dict[str, Any]) -> dict[str, Any]:
@@ -560,23 +579,24 @@ def _build_demo(config: dict[str, Any]) -> dict[str, Any]:
     texts = _stream_texts(40, rng, WORDS_A[:100], confusable_share=0.1)
     per_second = 0.4  # about 0.4 utterances per second fit: spread the wake words over the clip
     spacing = config["seconds"] * per_second / (config["wake"] + 0.5)
+    phrase = config.get("phrase", WAKE_PHRASE)
     for k in reversed(range(config["wake"])):  # from the back: earlier indices stay valid
-        texts.insert(int(1 + k * spacing + rng.integers(2)), WAKE_PHRASE)
+        texts.insert(int(1 + k * spacing + rng.integers(2)), phrase)
     jobs = make_jobs(texts, voice_split(config["test_variants"]).speakers("test"), rng)
     piece = StreamPiece(tuple(jobs), config["seconds"], _key(config["seed"], "demo-render"))
     audio, starts = render_stream_piece(piece)  # in this process: one short piece
     said = texts[:len(starts)]
-    onsets = [start for start, text in zip(starts, said) if text == WAKE_PHRASE]
+    onsets = [start for start, text in zip(starts, said) if text == phrase]
     return {"audio": torch.from_numpy(audio), "onsets_s": onsets, "texts": said, "starts_s": starts}
 
 
-def demo_stream(seconds: float = 45.0, seed: int = 0, n_wake: int = 4) -> dict[str, Any]:
-    """A short recording for a streaming demo: speech, noise and the wake word ``n_wake`` times.
+def demo_stream(seconds: float = 45.0, seed: int = 0, n_wake: int = 4, phrase: str = WAKE_PHRASE) -> dict[str, Any]:
+    """A short recording for a streaming demo: speech, noise and ``phrase`` said ``n_wake`` times.
 
     Returns ``audio`` float32 [samples] at ``sample_rate`` (16 kHz), ``onsets_s`` (start of
     each wake word), ``texts`` and ``starts_s`` (every utterance) and ``features`` [40, frames].
     """
-    config = _demo_config(seconds, seed, n_wake)
+    config = _demo_config(seconds, seed, n_wake, phrase)
     payload = load_or_build("speech_demo", config, lambda: _build_demo(config))
     audio = payload["audio"].float() / 32767
     return {**payload, "audio": audio, "sample_rate": SAMPLE_RATE,
