@@ -13,6 +13,7 @@ Map of the package (module: what it holds)::
       images      generated images: task A (procedural objects), task B (simulated X-rays)
       speech      generated speech (eSpeak NG): recognizer words, wake-word sets, negative streams
       espeak      the eSpeak NG binding (ctypes) and its pool of synthesis processes
+      flite       another synthesiser (CMU Flite, optional) for testing detectors on voices never trained on
       audio       the audio front end: signal steps, log-mel features, WAV files
       augment     speech augmentation: noise at a set SNR, babble, room reverb
       subsets     balanced subsets of a labelled data set
@@ -31,6 +32,8 @@ Map of the package (module: what it holds)::
     backbones     ResNet-18 with ImageNet weights (fetched on request, hash-checked) or the course's CNN
     transfer      the practitioner's recipe on a folder; python -m helpers.transfer images DIR
     wakeword      the speech experiments: a word recognizer turned into a wake-word detector
+    custom_wake   your own wake word: synthetic clips of any phrase, confusables, export (notebook 07)
+    listen        python -m helpers.listen detector.pt2 recording.wav: when an exported detector fires
     detection     detection metrics: DET curve, equal error rate, false accepts per hour
     runs          per-seed summaries of experiment rows, gains over scratch
     plots         the course's figures
