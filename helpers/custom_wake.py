@@ -117,7 +117,7 @@ def check_phrase(phrase: str, engine_check: bool = True) -> str:
     if syllables(text) < MIN_SYLLABLES:
         raise PhraseError(f"{text!r} is too short ({syllables(text)} syllable(s)): short phrases turn up by "
                           f"accident in ordinary speech, so a detector fires often or misses; use at least "
-                          f"{MIN_SYLLABLES} syllables (e.g. 'hey {text}')")
+                          f"{MIN_SYLLABLES} syllables (e.g. 'hey nova', 'okay computer')")
     if engine_check:
         slow = espeak.synthesize(text, rate=speech.AUGMENT.rate_wpm[0])
         seconds = speech.trim_silence(slow).size / espeak.SAMPLE_RATE
@@ -596,7 +596,7 @@ def export(model: SequenceDetector, path: str | Path, phrase: str, threshold: fl
     model = copy.deepcopy(model).cpu().float().eval()
     batch = torch.export.Dim("batch", min=1, max=1 << 20)
     program = torch.export.export(model, (torch.zeros(2, 1, 40, frames_for(WINDOW_B_S)),), dynamic_shapes=({0: batch},))
-    handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=".partial-", suffix=".pt2")  # torch.export wants .pt2
     os.close(handle)
     try:
         torch.export.save(program, tmp, extra_files={"detector.json": json.dumps(meta)})
