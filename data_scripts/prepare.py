@@ -42,7 +42,7 @@ STEPS: list[tuple[str, str]] = [
     ("images", "helpers.experiments:prepare"),  # tasks A and B, and the pre-trained image recognizer
     ("image-sweep", "helpers.experiments:prepare_retraining"),  # notebook 03: sweeps, curves, learning rates
     ("speech", "helpers.data.sources:prepare_speech"),  # recognizer data, wake-word sets, streams (TL_DATA)
-    ("speech-models", "helpers.wakeword:prepare_models"),  # the speech recognizer (task A), trained once
+    ("speech-models", "helpers.wakeword:prepare_models"),  # the speech recognizer (task A) and notebook 04's detectors
     ("counter-examples", "helpers.experiments:prepare_counterexamples"),  # notebook 05, images
     ("speech-reversed", "helpers.wakeword:prepare_reversed"),  # notebook 05, speech
     ("custom-wake-word", "helpers.custom_wake:prepare"),  # notebook 07: synthetic data, three starts, the curve

@@ -146,18 +146,21 @@ def train_detector(model: nn.Module, arm: str, X: Tensor, y: Tensor, seed: int,
     return train.fit(trained, X, y, seed=seed, device=device, progress=False, **(recipe or RECIPE).optimiser())
 
 
-def evaluate_detector(model: nn.Module, task: dict, stream: dict, device: torch.device | None = None) -> dict:
-    """Clip-level EER and DET curve, FRR at 1 and 5 FA/h on the stream (ordinary speech), FA counts
-    and bounds, and the share of confusable test clips accepted at each of those thresholds."""
+def evaluate_detector(model: nn.Module, task: dict, stream: dict | None, device: torch.device | None = None) -> dict:
+    """Clip-level EER and DET curve; with a ``stream``, also FRR at 1 and 5 FA/h on it (ordinary
+    speech), FA counts and bounds, and the share of confusable test clips accepted at each of those
+    thresholds (``stream=None``: the clip-level figures only, for experiments that read no more)."""
     device = device or get_device()
     model.eval().to(device)
     score = wake_score(model)
     clips = clip_scores(model, task)
     far, frr, _ = detection.det_curve(clips, task["y_test"])
+    out = {"eer": detection.equal_error_rate(clips, task["y_test"]), "far": far.tolist(), "frr": frr.tolist()}
+    if stream is None:
+        return out
     stream_scores, _ = detection.stream_scores(score, stream["features"], task["window_frames"], HOP_FRAMES)
     (tune, tune_hours), (ev, eval_hours) = detection.split_stream(stream_scores, stream["hours"])
-    out = {"eer": detection.equal_error_rate(clips, task["y_test"]), "far": far.tolist(),
-           "frr": frr.tolist(), "eval_hours": eval_hours, "tune_hours": tune_hours}
+    out.update(eval_hours=eval_hours, tune_hours=tune_hours)
     positives = clips[task["y_test"].numpy() == 1]
     # test-only confusable phrases by held-out voices (the generated data have them; real data may not)
     confusable = clips[np.asarray(task.get("kind_test", [""] * len(clips))) == "confusable_test"]
@@ -203,7 +206,7 @@ def clip_eer(model: nn.Module, task: dict, device: torch.device | None = None) -
     return detection.equal_error_rate(clip_scores(model, task), task["y_test"])
 
 
-def run_arm(arm: str, recognizer: nn.Module | None, task: dict, stream: dict, seed: int,
+def run_arm(arm: str, recognizer: nn.Module | None, task: dict, stream: dict | None, seed: int,
             device: torch.device | None = None) -> dict:
     """One arm, one seed: build, train, evaluate. A dict of numbers (and the DET points)."""
     device = device or get_device()
@@ -227,11 +230,12 @@ def _wake_key(profile: Profile, kind: str, recognizer: dict, n_positives: int, n
 
 def run_arms(profile: Profile, recognizer: nn.Module, arms: tuple[str, ...], seeds: tuple[int, ...],
              n_positives: int | None = None, device: torch.device | None = None,
-             n_speakers: int = speech.N_POSITIVE_SPEAKERS) -> list[dict]:
+             n_speakers: int = speech.N_POSITIVE_SPEAKERS, with_stream: bool = True) -> list[dict]:
     """Every (seed, arm) on the same wake-word data (the data seed is 0; the seed varies the
-    new layers' initialisation and the order of the batches)."""
+    new layers' initialisation and the order of the batches); ``with_stream=False``: clip-level
+    figures only (no false accepts per hour)."""
     task = sources.wake_word_task(profile, n_positives=n_positives, n_speakers=n_speakers)
-    stream = sources.negative_stream(profile)
+    stream = sources.negative_stream(profile) if with_stream else None
     return [run_arm(arm, recognizer, task, stream, seed, device) for seed in seeds for arm in arms]
 
 
@@ -264,11 +268,13 @@ def speech_reversed(profile: Profile, seeds: tuple[int, ...] | None = None,
     n_speakers = REVERSED.positives_factor * speech.N_POSITIVE_SPEAKERS
     recognizer_config = recognizer_key(profile, REVERSED.n_clips_a, REVERSED.n_words_a, REVERSED.epochs_a, 0)
     config = _wake_key(profile, "wake_reversed", recognizer_config, n_positives, n_speakers,
-                       reversed=REVERSED, seeds=seeds)
+                       reversed=REVERSED, seeds=seeds, stream=False)
 
     def build() -> dict:
         recognizer, info = tiny_recognizer(profile, device=device)
-        rows = run_arms(profile, recognizer, ("all layers", "scratch"), seeds, n_positives, device, n_speakers)
+        # the counter-example reads EERs only: no false accepts per hour (saves scoring hours of stream)
+        rows = run_arms(profile, recognizer, ("all layers", "scratch"), seeds, n_positives, device, n_speakers,
+                        with_stream=False)
         return {"rows": rows, "recognizer": info, "n_positives": n_positives}
 
     payload = cache.load_or_build("wake_reversed", config, build, root=artifacts_dir())
@@ -300,10 +306,12 @@ def best_transferred_arm(rows: list[dict]) -> str:
 def summary_table(rows: list[dict]) -> str:
     """EER and FRR at 1 / 5 FA/h per arm: mean ± std over seeds, with every seed's value."""
     arms = [arm for arm in ARMS if any(r["arm"] == arm for r in rows)]
-    lines = [f"{'arm':<22}{'EER':>16}{'FRR @ 1 FA/h':>16}{'FRR @ 5 FA/h':>16}   EER per seed"]
+    keys = [k for k in ("eer", "frr_at_1fa", "frr_at_5fa") if all(k in r for r in rows)]
+    names = {"eer": "EER", "frr_at_1fa": "FRR @ 1 FA/h", "frr_at_5fa": "FRR @ 5 FA/h"}
+    lines = [f"{'arm':<22}" + "".join(f"{names[k]:>16}" for k in keys) + "   EER per seed"]
     for arm in arms:
         cells = []
-        for key in ("eer", "frr_at_1fa", "frr_at_5fa"):
+        for key in keys:
             values = per_seed(rows, arm, key)
             cells.append(f"{values.mean():.3f} ± {values.std(unbiased=True) if len(values) > 1 else 0:.3f}")
         seeds = ", ".join(f"{s}: {v:.3f}" for s, v in sorted((r["seed"], r["eer"]) for r in rows if r["arm"] == arm))
@@ -332,13 +340,17 @@ def prepare_reversed(profile: Profile) -> None:
 
 
 def prepare_models(profile: Profile) -> None:
-    """Train (or load) the recognizer of task A, so that notebooks find it ready.
+    """Train (or load) the recognizer of task A and notebook 04's detectors, so that notebooks
+    find them ready.
 
     Called by ``data_scripts/prepare.py`` after the speech data are built.
     """
     _, info = pretrained_recognizer(profile)
     print(f"speech: recognizer of {len(info['words'])} words on {info['n_clips']:,} clips, "
           f"{info['test_accuracy']:.1%} on held-out voices ({info['seconds']:.0f} s of training)")
+    rows = detector_variants(profile)  # notebook 04's three detectors x seeds, cached
+    print(f"speech: notebook 04's detectors, mean EER {per_seed(rows, 'scratch', 'eer').mean():.3f} from scratch, "
+          f"{per_seed(rows, best_transferred_arm(rows), 'eer').mean():.3f} transferred")
 
 
 def main(argv: list[str] | None = None) -> None:
