@@ -197,8 +197,8 @@ CLAIMS: tuple[Claim, ...] = (
           "transferred (a fraction)", low=0.0, high=1.0, seeds="mean"),
     Claim(_07, "confusable_accept_rate_at_1fa", "share of confusable phrases (held-out voices, test-only "
           "phrases) accepted at the 1 FA/h threshold, transferred", low=0.0, high=1.0, seeds="mean"),
-    # Issue 15 asks for at least half of eSpeak's held-out rate. Measured in three fresh builds of the
-    # same code: 0.58, 0.56 and 0.39 against 0.94-0.96 (eSpeak's output differs build to build), so
+    # Issue 15 asks for at least half of eSpeak's held-out rate. Measured in four fresh builds of the
+    # same code: 0.58, 0.56, 0.39 and 0.35 against 0.94-0.96 (eSpeak's output differs build to build), so
     # the bar is not reliably met and the figure is recorded, not asserted.
     Claim(_07, "custom_detect_rate_other_synth_at_5fa", "the phrase said by another synthesiser's voices "
           "(Flite), never heard in training: share detected at the 5 FA/h threshold (recorded: the issue's "

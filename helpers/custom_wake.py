@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from helpers import detection, models, train, wakeword
+from helpers import detection, models, runs, train, wakeword
 from helpers.config import Profile, artifacts_dir
 from helpers.data import cache, espeak, flite, speech
 from helpers.data.audio import CONTEXT_B_S, FRAME_RATE, WINDOW_B_S, frames_for, logmel, logmel_stream, resample
@@ -556,9 +556,10 @@ def prepare(profile: Profile) -> None:
 
 
 # ----------------------------------------------------------------------------- summaries
-def per_seed(rows: list[dict], arm: str, key: str, positives: int | None = None) -> np.ndarray:
-    chosen = [r for r in rows if r["arm"] == arm and (positives is None or r["positives"] == positives)]
-    return np.asarray([r[key] for r in sorted(chosen, key=lambda r: r["seed"])], dtype=float)
+def per_seed(rows: list[dict], arm: str, key: str, positives: int | None = None) -> Tensor:
+    """``key`` of one arm (and, if given, one training size), ordered by seed."""
+    where = {"arm": arm} if positives is None else {"arm": arm, "positives": positives}
+    return runs.per_seed(rows, key, **where)
 
 
 def table(rows: list[dict]) -> str:
