@@ -556,10 +556,10 @@ def prepare(profile: Profile) -> None:
 
 
 # ----------------------------------------------------------------------------- summaries
-def per_seed(rows: list[dict], arm: str, key: str, positives: int | None = None) -> Tensor:
+def per_seed(rows: list[dict], arm: str, key: str, positives: int | None = None) -> np.ndarray:
     """``key`` of one arm (and, if given, one training size), ordered by seed."""
     where = {"arm": arm} if positives is None else {"arm": arm, "positives": positives}
-    return runs.per_seed(rows, key, **where)
+    return runs.per_seed(rows, key, **where).numpy()
 
 
 def table(rows: list[dict]) -> str:
