@@ -36,7 +36,7 @@ if [ -z "$$profile" ]; then \
 fi
 endef
 
-.PHONY: help setup run site student lab test clean
+.PHONY: help setup run site student lab test test-hub clean
 
 help:
 	@echo "make run    execute every notebook into $(BUILD)/notebooks and $(BUILD)/html, print the results"
@@ -44,6 +44,7 @@ help:
 	@echo "make student  workshop editions without solutions, and the instructor guide, in $(BUILD)/student"
 	@echo "make lab    open JupyterLab on notebooks/ (extra options: LAB_ARGS='--port 8899')"
 	@echo "make test   ruff, notebook hygiene, unit tests, then nbval on every notebook (quick profile)"
+	@echo "make test-hub  a workshop under load: JupyterHub on 127.0.0.1, 4 learners at once (deploy/README.md)"
 	@echo "make clean  remove $(BUILD)/ and tool caches (keeps data/, artifacts/ and $(VENV))"
 	@echo "Options: PROFILE=quick|standard|full (default: full with a CUDA GPU, else quick),"
 	@echo "         VENV=$(VENV) PYTHON=$(PYTHON)"
@@ -99,22 +100,42 @@ lab: setup other-voices
 	root=$$([ "$$(id -u)" = 0 ] && echo --allow-root || true); \
 	TL_PROFILE=$$profile $(RUN_ENV) $(VENV)/bin/jupyter lab notebooks/ $$root $(LAB_ARGS)
 
+# The notebooks run on the caches prepare built, read-only (TL_CACHE_READ_ONLY=1, as on a workshop
+# server: deploy/README.md), so a notebook that needs something prepare does not build fails here.
 # Each stage prints how long it took ("== stage: N s"). Two pytest workers run one thread each:
 # two processes with two threads on two cores oversubscribe them (measured: unit tests 124 s -> 37 s).
 test: setup other-voices
 	@t=$$SECONDS; $(PY) -m ruff check .; $(PY) -m helpers.authoring.course check-clean; \
 	echo "== stage lint and notebook hygiene: $$((SECONDS - t)) s"
 	@t=$$SECONDS; $(RUN_ENV) OMP_NUM_THREADS=1 TL_THREADS=1 $(PY) -m pytest tests -q -n 2 \
-	  -m "not browser and not needs_data"; echo "== stage unit tests: $$((SECONDS - t)) s"
+	  -m "not browser and not needs_data and not hub"; echo "== stage unit tests: $$((SECONDS - t)) s"
 	@t=$$SECONDS; $(RUN_ENV) TL_PROFILE=quick $(PY) data_scripts/prepare.py --profile quick --timings; \
 	echo "== stage prepare (quick data and experiments): $$((SECONDS - t)) s"
 	mkdir -p $(BUILD)
-	@t=$$SECONDS; $(RUN_ENV) TL_PROFILE=quick OMP_NUM_THREADS=1 TL_THREADS=1 $(PY) -m pytest --nbval-lax \
+	@t=$$SECONDS; $(RUN_ENV) TL_PROFILE=quick TL_CACHE_READ_ONLY=1 OMP_NUM_THREADS=1 TL_THREADS=1 $(PY) -m pytest --nbval-lax \
 	  --nbval-current-env --nbval-cell-timeout=600 -n 2 --dist loadfile -p no:cacheprovider \
 	  --junitxml=$(BUILD)/nbval.xml notebooks/; $(PY) -m helpers.authoring.course check-nbval $(BUILD)/nbval.xml; \
 	echo "== stage notebooks under nbval: $$((SECONDS - t)) s"
-	@t=$$SECONDS; $(RUN_ENV) TL_PROFILE=quick $(PY) -m pytest tests/test_editions.py tests/test_browser.py -q \
+	@t=$$SECONDS; $(RUN_ENV) TL_PROFILE=quick $(PY) -m pytest tests/test_editions.py tests/test_browser.py tests/test_deploy.py -q \
 	  -m "needs_data or browser" -p no:cacheprovider; echo "== stage editions and browser: $$((SECONDS - t)) s"
+
+# A workshop under load (tests/test_hub.py): installs JupyterHub (the `hub` extra) and
+# configurable-http-proxy (npm, into .hub/), builds the quick caches, then 4 learners at once.
+HUB_STAMP := $(VENV)/.stamp-hub-$(PYPROJECT_SHA)
+$(HUB_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[dev,hub]'
+	@rm -f $(VENV)/.stamp-hub-*
+	@touch $@
+
+.hub/node_modules/.bin/configurable-http-proxy:
+	@command -v npm >/dev/null 2>&1 || { echo "make: test-hub needs Node.js and npm (e.g. apt-get install nodejs npm)"; exit 1; }
+	npm install --prefix .hub --no-audit --no-fund --silent configurable-http-proxy@4
+
+test-hub: $(HUB_STAMP) .hub/node_modules/.bin/configurable-http-proxy
+	@t=$$SECONDS; $(RUN_ENV) TL_PROFILE=quick $(PY) data_scripts/prepare.py --profile quick; \
+	echo "== stage prepare (quick data and experiments): $$((SECONDS - t)) s"
+	@t=$$SECONDS; $(RUN_ENV) $(PY) -m pytest tests/test_hub.py tests/test_deploy.py -m hub -q -s -p no:cacheprovider; \
+	echo "== stage hub load test: $$((SECONDS - t)) s"
 
 clean:
 	rm -rf $(BUILD) .pytest_cache .ruff_cache

@@ -40,6 +40,7 @@ from helpers.data import cache  # noqa: E402
 # helpers.config.Profile. A new data set or cached experiment gets one entry here.
 STEPS: list[tuple[str, str]] = [
     ("images", "helpers.experiments:prepare"),  # tasks A and B, and the pre-trained image recognizer
+    ("your-own-images", "helpers.transfer:prepare"),  # notebook 06: the sample folder, read for the networks
     ("image-sweep", "helpers.experiments:prepare_retraining"),  # notebook 03: sweeps, curves, learning rates
     ("speech", "helpers.data.sources:prepare_speech"),  # recognizer data, wake-word sets, streams (TL_DATA)
     ("speech-models", "helpers.wakeword:prepare_models"),  # the speech recognizer (task A) and notebook 04's detectors
@@ -52,7 +53,7 @@ STEPS: list[tuple[str, str]] = [
 # The second worker starts with the speech steps and the controls of notebook 05 while the first
 # pre-trains the image recognizer, then walks the image steps from their other end.
 SECOND_WORKER_ORDER = ("speech", "speech-models", "custom-wake-word", "speech-reversed", "counter-examples",
-                       "image-sweep", "images")
+                       "image-sweep", "images", "your-own-images")
 
 
 def load_step(target: str) -> Callable[[config.Profile], object]:

@@ -544,6 +544,7 @@ def prepare(profile: Profile) -> None:
     custom_data(speech.WAKE_PHRASE, recipe, profile)
     training_stream(profile, recipe.stream_hours)
     other_synth(speech.WAKE_PHRASE)
+    demo_recordings(speech.WAKE_PHRASE)  # the live demo's recordings (the notebook's defaults)
     combos = [(1.0, arm, seed) for seed in profile.seeds for arm in ARMS]
     combos += [(f, arm, 0) for f in scale_fractions(profile)[:-1] for arm in ("all layers", "scratch")]
     recognizer_config = wakeword.recognizer_key(profile, profile.speech_clips_a, None, profile.speech_epochs_a, 0)
@@ -646,6 +647,11 @@ def read_recording(path: str | Path) -> Tensor:
 
 
 # ----------------------------------------------------------------------------- the live demo
+def demo_recordings(phrase: str, minutes: int = 3, n_wake: int = 6, seed: int = 1) -> list[dict[str, Any]]:
+    """The live demo's one-minute recordings (helpers.data.speech.demo_stream), built once and cached."""
+    return [speech.demo_stream(seconds=60.0, seed=seed + k, n_wake=n_wake, phrase=phrase) for k in range(minutes)]
+
+
 def live_demo(model: nn.Module, phrase: str, thresholds: dict[str, float], minutes: int = 3,
               n_wake: int = 6, seed: int = 1, catch_within_s: float = 2.5) -> dict[str, Any]:
     """Let ``model`` listen to ``minutes`` one-minute recordings, one after the other (held-out
@@ -655,7 +661,7 @@ def live_demo(model: nn.Module, phrase: str, thresholds: dict[str, float], minut
     at each of ``thresholds`` ({name: value}), the times the phrase was said, and per threshold how
     many of them were caught (a detection within ``catch_within_s`` of the phrase's start) and how
     many other detections there were."""
-    demos = [speech.demo_stream(seconds=60.0, seed=seed + k, n_wake=n_wake, phrase=phrase) for k in range(minutes)]
+    demos = demo_recordings(phrase, minutes, n_wake, seed)
     audio = torch.cat([d["audio"] for d in demos])
     said = [60.0 * k + float(t) for k, d in enumerate(demos) for t in d["onsets_s"]]
     model.eval()

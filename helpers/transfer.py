@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from helpers import backbones, models, train
 from helpers.backbones import Backbone, Preprocess
+from helpers.config import Profile
 from helpers.data import folders
 from helpers.runtime import get_device
 
@@ -96,6 +97,18 @@ def load_folder(root: str | Path, backbone: Backbone, seed: int = 0, progress: b
     """Read ``root`` at the size and colour mode ``backbone`` wants (cached)."""
     return folders.load_image_folder(root, size=backbone.load_size, channels=backbone.preprocess.channels,
                                      seed=seed, progress=progress)
+
+
+def prepare(profile: Profile) -> None:
+    """Build notebook 06's inputs (a data_scripts/prepare.py step): the sample folder, read for the
+    course's network and, when its weights were fetched, for ResNet-18, so that a shared
+    read-only store (deploy/README.md) holds what the notebook and its command line read."""
+    sample = folders.write_sample_folder()
+    names = ["course"] + (["resnet18"] if backbones.weights_available() else [])
+    for name in names:
+        backbone = backbones.load(name, profile, device=torch.device("cpu"))
+        load_folder(sample, backbone, progress=False)
+    print(f"your own images: the sample folder {sample}, read for {', '.join(names)}")
 
 
 def fewer_training_images(folder: dict[str, Any], per_class: int, seed: int = 0) -> dict[str, Any]:

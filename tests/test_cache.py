@@ -159,3 +159,49 @@ def test_an_entry_another_process_builds_is_deferred_then_loaded(tmp_path: Path,
         cache.record_events(False)
         assert builder.wait(timeout=120) == 0
     assert not cache.being_built(busy)  # built: nothing to wait for
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, int, str]]:
+    """Every file under ``folder``: (size, mtime in ns, SHA-256): what "nothing changed" compares."""
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns, cache._sha256(p))
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_read_only_cache_is_read_without_writing_anything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    build = Builder()
+    cache.load_or_build("toy", CONFIG, build, root=tmp_path)  # the instructor's prepare
+    (tmp_path / f"toy-{cache.config_key(CONFIG)}.lock").unlink(missing_ok=True)  # as copied to a shared volume
+    before = _snapshot(tmp_path)
+    monkeypatch.setenv(cache.READ_ONLY_ENV, "1")
+    loaded = cache.load_or_build("toy", CONFIG, build, root=tmp_path)  # a learner
+    assert torch.equal(loaded["X"], torch.ones(4, 2)) and build.calls == 1
+    assert not cache.being_built(cache.entry_path("toy", CONFIG, tmp_path))
+    assert _snapshot(tmp_path) == before  # no lock file, no temporary file, nothing touched
+
+
+@pytest.mark.parametrize("damage", ["missing", "damaged"])
+def test_a_miss_in_a_read_only_cache_names_the_prepare_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               damage: str) -> None:
+    build = Builder()
+    if damage == "damaged":
+        cache.load_or_build("toy", CONFIG, build, root=tmp_path)
+        path = cache.entry_path("toy", CONFIG, tmp_path)
+        path.write_bytes(path.read_bytes()[:-8])
+    before = _snapshot(tmp_path)
+    monkeypatch.setenv(cache.READ_ONLY_ENV, "1")
+    monkeypatch.setenv("TL_PROFILE", "quick")
+    with pytest.raises(cache.CacheMissing, match=r"data_scripts/prepare.py --profile quick"):
+        cache.load_or_build("toy", CONFIG, Builder(), root=tmp_path / "")
+    assert _snapshot(tmp_path) == before  # never rebuilt nor half-written by a learner
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root may write anywhere: needs a normal account")
+def test_a_folder_this_account_cannot_write_is_a_clear_error(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o555)
+    try:
+        with pytest.raises(cache.CacheMissing, match="cannot write there"):
+            cache.load_or_build("toy", CONFIG, Builder(), root=shared)
+    finally:
+        shared.chmod(0o755)

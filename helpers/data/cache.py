@@ -7,6 +7,12 @@ payload is a dict of tensors/numbers saved with ``torch.save`` and read back wit
 every load. Writes go to a temporary file and are renamed into place, and a lock file makes a
 second process wait for the first builder instead of building the same entry twice. An entry that
 is already there and intact is loaded without the lock, so a read-only cache can be shared.
+
+**Shared, read-only caches** (a workshop: deploy/README.md). An instructor builds every entry once
+with ``data_scripts/prepare.py``; learners read them with ``TL_CACHE_READ_ONLY=1``. Then nothing
+under the cache folders is ever created, locked or changed: an entry that is missing or damaged
+is a :class:`CacheMissing` error naming the prepare command, never a rebuild by 30 learners at
+once. A folder the process cannot write to is treated the same way.
 """
 from __future__ import annotations
 
@@ -29,6 +35,35 @@ from helpers.data.download import file_digest
 
 class CacheError(RuntimeError):
     """A cache entry is damaged or cannot be written; the message says what to do."""
+
+
+class CacheMissing(CacheError):
+    """An entry a read-only (shared) cache should hold is missing or damaged."""
+
+
+READ_ONLY_ENV = "TL_CACHE_READ_ONLY"
+
+
+def read_only() -> bool:
+    """Whether the caches are shared read-only (``TL_CACHE_READ_ONLY=1``): never build, lock or write."""
+    return os.environ.get(READ_ONLY_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _writable(folder: Path) -> bool:
+    """Whether this process may create files in ``folder`` (or in its nearest existing parent)."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return os.access(folder, os.W_OK)
+
+
+def _missing(name: str, path: Path, why: str) -> CacheMissing:
+    profile = os.environ.get("TL_PROFILE") or "quick"
+    return CacheMissing(
+        f"{name} is missing or damaged in the shared cache {path.parent} ({why}); a read-only cache is never built "
+        f"by a learner. Whoever set up this machine builds it once: `TL_DATA_DIR=<shared data folder> "
+        f"TL_ARTIFACTS_DIR=<shared artifacts folder> python data_scripts/prepare.py --profile {profile}` "
+        f"(deploy/README.md). To build it yourself instead, unset {READ_ONLY_ENV} and point TL_DATA_DIR and "
+        "TL_ARTIFACTS_DIR at folders you can write to.")
 
 
 def config_key(config: dict[str, Any]) -> str:
@@ -118,6 +153,10 @@ def load_or_build(name: str, config: dict[str, Any], build: Callable[[], dict[st
     if payload is not None:
         _event(name, "hit", start)
         return payload
+    if read_only():
+        raise _missing(name, path, f"{READ_ONLY_ENV} is set")
+    if not _writable(path.parent):
+        raise _missing(name, path, "this account cannot write there")
     with _build_lock(path):  # a second builder waits here, then finds the entry and loads it
         payload = _read_verified(path)
         if payload is None:
@@ -131,7 +170,7 @@ def load_or_build(name: str, config: dict[str, Any], build: Callable[[], dict[st
 
 def being_built(path: Path) -> bool:
     """Whether another process holds the build lock of the entry at ``path`` right now."""
-    if _entry_exists(path) or not path.with_suffix(".lock").exists():
+    if read_only() or _entry_exists(path) or not path.with_suffix(".lock").exists():
         return False
     try:
         lock = FileLock(path.with_suffix(".lock"))

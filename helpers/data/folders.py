@@ -334,6 +334,12 @@ def write_folder_atomically(target: Path, write: Any) -> Path:
     """Call ``write(folder)`` on a scratch folder and rename it to ``target`` when complete."""
     if target.is_dir():
         return target
+    from helpers.data import cache
+
+    if cache.read_only():  # a shared, read-only store (deploy/README.md): never written by a learner
+        raise cache.CacheMissing(f"{target} is not in the shared data folder ({cache.READ_ONLY_ENV} is set): whoever "
+                                 "set up this machine builds it once with `python data_scripts/prepare.py` "
+                                 "(deploy/README.md), or unset it and set TL_DATA_DIR to a folder you can write to")
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
     try:
