@@ -205,3 +205,17 @@ def test_a_folder_this_account_cannot_write_is_a_clear_error(tmp_path: Path) -> 
             cache.load_or_build("toy", CONFIG, Builder(), root=shared)
     finally:
         shared.chmod(0o755)
+
+
+def test_a_read_only_store_never_writes_a_missing_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from helpers.data import folders
+
+    def write(folder: Path) -> None:
+        (folder / "a.txt").write_text("a")
+
+    present = folders.write_folder_atomically(tmp_path / "present", write)  # the instructor's prepare
+    monkeypatch.setenv(cache.READ_ONLY_ENV, "1")
+    assert folders.write_folder_atomically(present, write) == present  # there: read, as before
+    with pytest.raises(cache.CacheMissing, match="prepare.py"):
+        folders.write_folder_atomically(tmp_path / "absent", write)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["present"]
