@@ -56,7 +56,8 @@ def _writable(folder: Path) -> bool:
     return os.access(folder, os.W_OK)
 
 
-def _missing(name: str, path: Path, why: str) -> CacheMissing:
+def missing_error(name: str, path: Path, why: str) -> CacheMissing:
+    """The error for ``name`` at ``path`` that a read-only store lacks (``why``: how we know it is read-only)."""
     profile = os.environ.get("TL_PROFILE") or "quick"
     return CacheMissing(
         f"{name} is missing or damaged in the shared cache {path.parent} ({why}); a read-only cache is never built "
@@ -154,9 +155,9 @@ def load_or_build(name: str, config: dict[str, Any], build: Callable[[], dict[st
         _event(name, "hit", start)
         return payload
     if read_only():
-        raise _missing(name, path, f"{READ_ONLY_ENV} is set")
+        raise missing_error(name, path, f"{READ_ONLY_ENV} is set")
     if not _writable(path.parent):
-        raise _missing(name, path, "this account cannot write there")
+        raise missing_error(name, path, "this account cannot write there")
     with _build_lock(path):  # a second builder waits here, then finds the entry and loads it
         payload = _read_verified(path)
         if payload is None:

@@ -337,9 +337,7 @@ def write_folder_atomically(target: Path, write: Any) -> Path:
     from helpers.data import cache
 
     if cache.read_only():  # a shared, read-only store (deploy/README.md): never written by a learner
-        raise cache.CacheMissing(f"{target} is not in the shared data folder ({cache.READ_ONLY_ENV} is set): whoever "
-                                 "set up this machine builds it once with `python data_scripts/prepare.py` "
-                                 "(deploy/README.md), or unset it and set TL_DATA_DIR to a folder you can write to")
+        raise cache.missing_error(target.name, target, f"{cache.READ_ONLY_ENV} is set")
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
     try:
