@@ -81,10 +81,10 @@ other-voices:
 	  echo "make: could not install flite; notebook 07 will skip the other synthesiser's test"; \
 	fi
 
+# prepare runs beside the notebooks: each notebook starts as soon as the data it reads are built.
 run: setup other-voices
 	@$(resolve_profile); \
-	$(RUN_ENV) $(PY) data_scripts/prepare.py --profile $$profile; \
-	$(RUN_ENV) $(PY) -m helpers.authoring.course run --profile $$profile
+	$(RUN_ENV) $(PY) -m helpers.authoring.course run --profile $$profile --prepare
 
 # The executed course as pages under $(BUILD)/html (index.html opens from the file system).
 site: setup

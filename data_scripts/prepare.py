@@ -3,6 +3,7 @@
     python data_scripts/prepare.py --profile quick            # every step
     python data_scripts/prepare.py --profile quick --only images
     python data_scripts/prepare.py --profile quick --workers 1 --timings
+    python data_scripts/prepare.py --profile quick --status DIR   # DIR/<step>.done when a step is complete
 
 Each step is a function of a ``helpers.config.Profile`` (its return value is ignored), named as
 "module:function" in STEPS below. Steps are load-or-build (helpers.data.cache), so a second run
@@ -72,8 +73,13 @@ def select_steps(only: list[str] | None) -> list[tuple[str, str]]:
     return [step for step in STEPS if not only or step[0] in only]
 
 
-def run_steps(steps: list[tuple[str, str]], profile: config.Profile, prefix: str = "") -> dict[str, float]:
-    """Run each step with ``profile``, printing how long it took; returns {step: seconds}."""
+def run_steps(steps: list[tuple[str, str]], profile: config.Profile, prefix: str = "",
+              status: Path | None = None) -> dict[str, float]:
+    """Run each step with ``profile``, printing how long it took; returns {step: seconds}.
+
+    status: a folder that gets ``<step>.done`` when a step is complete — every item of it built
+    or loaded, including those another worker built (``make run`` starts a notebook on it).
+    """
     if not steps:
         print("prepare: no data steps to run")
     seconds = {}
@@ -82,6 +88,11 @@ def run_steps(steps: list[tuple[str, str]], profile: config.Profile, prefix: str
         load_step(target)(profile)
         seconds[name] = time.perf_counter() - start
         print(f"prepare{prefix}: {name} ({target}) {seconds[name]:.1f} s", flush=True)
+        if status is not None:
+            marker = status / f"{name}.done"
+            partial = marker.with_name(f".{name}.{os.getpid()}.tmp")
+            partial.write_text(f"{seconds[name]:.1f}\n")
+            os.replace(partial, marker)  # atomic: a reader never sees half a marker
     return seconds
 
 
@@ -117,6 +128,7 @@ def run_workers(args: argparse.Namespace, workers: int) -> list[dict]:
             command = [sys.executable, str(Path(__file__).resolve()), "--profile", args.profile_name,
                        "--worker", f"{i}/{workers}", "--report", str(reports[i])]
             command += [part for name in args.only or [] for part in ("--only", name)]
+            command += ["--status", str(args.status)] if args.status else []
             proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                     bufsize=1)
             procs.append(proc)
@@ -172,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=None,
                         help="worker processes (default: 2 on a CPU with 2+ cores, else 1; $TL_PREPARE_WORKERS)")
     parser.add_argument("--timings", action="store_true", help="also print what every cached item cost")
+    parser.add_argument("--status", type=Path, default=None, metavar="DIR",
+                        help="write DIR/<step>.done when a step is complete (make run starts notebooks on it)")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # "i/n": run as worker i of n
     parser.add_argument("--report", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -191,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         index = int(args.worker.split("/")[0])
         cache.REVERSED = index % 2 == 1
         events = cache.record_events()
-        seconds = run_steps(worker_order(steps, index), profile)
+        seconds = run_steps(worker_order(steps, index), profile, status=args.status)
         args.report.write_text(json.dumps({"steps": seconds, "events": events}))
         return 0
     print(f"prepare: profile {profile.name}, data in {config.data_dir()}, {workers} worker(s)", flush=True)
@@ -199,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if workers == 1:
         events = cache.record_events()
-        reports = [{"steps": run_steps(steps, profile), "events": events}]
+        reports = [{"steps": run_steps(steps, profile, status=args.status), "events": events}]
     else:
         reports = run_workers(args, workers)
     print("prepare: done\n" + timings_table(reports, time.perf_counter() - start, args.timings), flush=True)

@@ -148,6 +148,8 @@ CLAIMS: tuple[Claim, ...] = (
           low=0.0, unit="points", seeds="mean"),
     Claim(_03, "near_frozen_minus_full_smallest_nb", "near task (new objects), fewest images: the better of last "
           "layer / last block minus all layers", low=0.0, unit="points", seeds="mean"),
+    Claim(_03, "near_full_minus_frozen_largest_nb", "near task, most images (2,000 a class): all layers minus "
+          "last layer (frozen backbone + new head)", low=3.0, unit="points", seeds="mean"),
     Claim(_03, "epochs_to_scratch_final_fraction", "X-rays, N_B = 100: share of scratch's epochs the fine-tuned "
           "network needs to reach scratch's final accuracy (mean curves)", high=0.5),
     Claim(_03, "batchnorm_drift_proper_freeze", "largest change of a BatchNorm running statistic under "

@@ -149,6 +149,53 @@ def test_prepare_rejects_unknown_step_and_profile() -> None:
     assert profile.returncode == 2 and "quick" in profile.stderr
 
 
+def load_prepare_script():  # noqa: ANN201 - the data_scripts/prepare.py module
+    spec = importlib.util.spec_from_file_location("prepare_script", PREPARE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_prepare_marks_each_finished_step(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    prepare = load_prepare_script()
+    steps = [("first", "builtins:id"), ("second", "builtins:repr")]  # stand-ins: f(profile) works
+    prepare.run_steps(steps, config.get_profile("quick"), status=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["first.done", "second.done"]  # no temporaries left
+    assert "second" in capsys.readouterr().out
+
+
+def test_every_notebook_names_the_prepare_steps_it_reads() -> None:
+    steps = {name for name, _ in load_prepare_script().STEPS}
+    assert set(course.NOTEBOOK_STEPS) == {path.stem for path in notebooks.course_notebooks()}
+    for notebook, needed in course.NOTEBOOK_STEPS.items():
+        assert set(needed) <= steps, f"{notebook}: unknown prepare step(s) {set(needed) - steps}"
+
+
+def fake_prepare(tmp_path: Path, script: str) -> list[str]:
+    """A stand-in for prepare.py: ``script`` runs with ``status`` = the status folder."""
+    path = tmp_path / "fake_prepare.py"
+    path.write_text("import pathlib, sys, time\nstatus = pathlib.Path(sys.argv[-1])\n" + script)
+    return [sys.executable, str(path)]
+
+
+def test_run_with_prepare_starts_a_notebook_when_its_steps_are_done(
+        build: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_notebook(tmp_path / "01_pretraining.ipynb", "x = 1")
+    command = fake_prepare(tmp_path, "time.sleep(1)\n(status / 'images.done').write_text('1')\n")
+    timings = course.run_course([path], "quick", 120, prepare=True, prepare_command=command)
+    out = capsys.readouterr().out
+    assert "01_pretraining.ipynb waits for prepare: images" in out and "page ready" in out
+    assert set(timings) == {"01_pretraining"}
+
+
+def test_run_with_prepare_stops_when_prepare_fails(build: Path, tmp_path: Path) -> None:
+    path = write_notebook(tmp_path / "03_last_layer_vs_full.ipynb", "x = 1")
+    command = fake_prepare(tmp_path, "(status / 'images.done').write_text('1')\nsys.exit(3)\n")
+    with pytest.raises(course.NotebookError, match=r"prepare.py stopped \(exit 3\).*image-sweep"):
+        course.run_course([path], "quick", 120, prepare=True, prepare_command=command)
+    assert not (build / "notebooks" / path.name).exists()  # never started
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -1,6 +1,6 @@
 """Run, check and clean the course notebooks from the command line.
 
-    python -m helpers.authoring.course run [--profile quick|standard|full] [NOTEBOOK ...]
+    python -m helpers.authoring.course run [--profile quick|standard|full] [--prepare] [NOTEBOOK ...]
     python -m helpers.authoring.course check-clean [NOTEBOOK ...]   # exit 1 if outputs are stored
     python -m helpers.authoring.course strip [NOTEBOOK ...]         # remove outputs in place
     python -m helpers.authoring.course table                        # print build/results.json
@@ -10,14 +10,20 @@
 
 ``run`` executes each notebook in order in a fresh kernel of this Python, saves the executed
 copy to build/notebooks/ and an HTML page to build/html/, and stops at the first failing cell
-with a message naming the notebook, the cell and the error.
+with a message naming the notebook, the cell and the error. With ``--prepare`` (what ``make run``
+does) it starts ``data_scripts/prepare.py`` beside the notebooks and runs each notebook as soon as
+the prepare steps it reads (NOTEBOOK_STEPS) are done, while prepare builds the rest: on a cold
+cache the first lessons are ready in minutes, not after everything is built.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import re
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 import xml.etree.ElementTree as ET
 from collections import Counter
@@ -45,8 +51,75 @@ SOLUTION_TAG = "solution"  # cells with this tag hold an exercise's solution: le
 INSTRUCTOR_GUIDE = "instructor_guide.md"  # in notebooks/, copied beside the student editions
 
 
+# What each notebook reads that data_scripts/prepare.py builds, by prepare's step names (a notebook
+# not listed here waits until prepare has finished). `make test` checks these: it runs every
+# notebook on the caches read-only, after all of prepare, so a step missing here would make a
+# notebook under `run --prepare` build that part itself (slower, never wrong: the cache is locked).
+NOTEBOOK_STEPS: dict[str, tuple[str, ...]] = {
+    "00_start_here": (),
+    "01_pretraining": ("images",),
+    "02_head_replacement": ("images",),
+    "03_last_layer_vs_full": ("images", "image-sweep"),
+    "04_wake_word": ("speech", "speech-models"),
+    "05_reversed_sizes": ("images", "image-sweep", "speech", "speech-models", "counter-examples",
+                          "speech-reversed"),
+    "06_your_own_images": ("images", "your-own-images"),
+    "07_your_own_wake_word": ("speech", "speech-models", "custom-wake-word"),
+}
+PREPARE_SCRIPT = config.REPO_ROOT / "data_scripts" / "prepare.py"
+
+
 class NotebookError(RuntimeError):
     """A notebook failed to run; the message names the notebook, the cell and the error."""
+
+
+class BackgroundPrepare:
+    """``data_scripts/prepare.py`` running beside the notebooks, and which of its steps are done.
+
+    prepare writes ``<step>.done`` into a status folder when a step is complete (every item of it
+    built or loaded); ``command`` replaces the prepare command (tests).
+    """
+
+    def __init__(self, profile: str, command: list[str] | None = None) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="prepare-status-"))
+        command = command or [sys.executable, str(PREPARE_SCRIPT), "--profile", profile]
+        self.proc = subprocess.Popen([*command, "--status", str(self.folder)])
+
+    def missing(self, steps: tuple[str, ...] | None) -> list[str]:
+        """The steps not done yet (``None``: all of prepare, ['everything'] until it has finished)."""
+        if steps is None:
+            return [] if self.proc.poll() == 0 else ["everything"]
+        return [step for step in steps if not (self.folder / f"{step}.done").exists()]
+
+    def wait_for(self, steps: tuple[str, ...] | None, name: str) -> None:
+        """Return once ``steps`` are done; NotebookError when prepare stopped without them."""
+        missing = self.missing(steps)
+        if missing:
+            print(f"    {name} waits for prepare: {', '.join(missing)} (its progress is printed above)", flush=True)
+        while missing:
+            code = self.proc.poll()
+            missing = self.missing(steps)
+            if missing and code is not None:
+                raise NotebookError(f"data_scripts/prepare.py stopped (exit {code}) before it built "
+                                    f"{', '.join(missing)}, which {name} reads: see its output above, fix the "
+                                    "cause and run again (what it built is kept)")
+            if missing:
+                time.sleep(0.5)
+
+    def finish(self) -> None:
+        """Wait for prepare to end; NotebookError when it failed."""
+        self.wait_for(None, "the course")
+
+    def stop(self) -> None:
+        """Stop prepare if it is still running (a notebook failed) and remove the status folder."""
+        if self.proc.poll() is None:
+            self.proc.terminate()  # prepare stops its workers; what they built is kept
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 @dataclass
@@ -146,15 +219,32 @@ def execute_notebook(path: Path, profile: str, timeout: int) -> float:
     return seconds
 
 
-def run_course(paths: list[Path], profile: str, timeout: int) -> dict[str, float]:
-    """Execute ``paths`` in order, printing the time of each; return {stem: seconds}."""
+def run_course(paths: list[Path], profile: str, timeout: int, prepare: bool = False,
+               prepare_command: list[str] | None = None) -> dict[str, float]:
+    """Execute ``paths`` in order, printing the time of each; return {stem: seconds}.
+
+    prepare: run data_scripts/prepare.py beside them (``prepare_command`` replaces it in tests),
+    each notebook starting once its steps (NOTEBOOK_STEPS) are done.
+    """
     prepare_build_dir()
     source = data_source()  # the notebooks inherit $TL_DATA: the site names it
     timings: dict[str, float] = {}
-    for path in paths:
-        print(f"--> {path.name} (profile {profile}, {source} data) ...", flush=True)
-        timings[path.stem] = execute_notebook(path, profile, timeout)
-        print(f"    {path.name}: {timings[path.stem]:.1f} s", flush=True)
+    start = time.perf_counter()
+    background = BackgroundPrepare(profile, prepare_command) if prepare else None
+    try:
+        for path in paths:
+            if background is not None:
+                background.wait_for(NOTEBOOK_STEPS.get(path.stem), path.name)
+            print(f"--> {path.name} (profile {profile}, {source} data) ...", flush=True)
+            timings[path.stem] = execute_notebook(path, profile, timeout)
+            print(f"    {path.name}: {timings[path.stem]:.1f} s"
+                  + (f" (page ready {time.perf_counter() - start:.0f} s after the start)" if prepare else ""),
+                  flush=True)
+        if background is not None:
+            background.finish()
+    finally:
+        if background is not None:
+            background.stop()
     write_timings(profile, timings, source)
     return timings
 
@@ -239,7 +329,7 @@ def measured_times_section() -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     """Execute the notebooks in order, build the site's index, then print the results table."""
     profile = config.get_profile(args.profile).name
-    run_course(resolve_notebooks(args.notebooks), profile, args.timeout)
+    run_course(resolve_notebooks(args.notebooks), profile, args.timeout, prepare=args.prepare)
     print(f"\nResults ({results.results_path()}):\n{results.format_table(results.load_results())}")
     print(f"Site: {site.build_site()}")
     return 0
@@ -299,6 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="execute the notebooks into build/notebooks and build/html")
     run.add_argument("--profile", default=None, help="quick, standard or full (default: $TL_PROFILE)")
     run.add_argument("--timeout", type=int, default=DEFAULT_CELL_TIMEOUT, help="seconds per cell")
+    run.add_argument("--prepare", action="store_true",
+                     help="run data_scripts/prepare.py beside the notebooks; each starts when its data are ready")
     clean = sub.add_parser("check-clean", help="exit 1 if a notebook stores outputs")
     strip = sub.add_parser("strip", help="remove outputs and execution counts in place")
     nbval = sub.add_parser("check-nbval", help="exit 1 unless every code cell passed in a junit report")
