@@ -52,9 +52,9 @@ INSTRUCTOR_GUIDE = "instructor_guide.md"  # in notebooks/, copied beside the stu
 
 
 # What each notebook reads that data_scripts/prepare.py builds, by prepare's step names (a notebook
-# not listed here waits until prepare has finished). `make test` checks these: it runs every
-# notebook on the caches read-only, after all of prepare, so a step missing here would make a
-# notebook under `run --prepare` build that part itself (slower, never wrong: the cache is locked).
+# not listed here waits until prepare has finished). A unit test checks that the names exist; that
+# the lists are complete is not tested: a step missing here would make a notebook under
+# `run --prepare` build that part itself (slower, never wrong: the cache's entries are locked).
 NOTEBOOK_STEPS: dict[str, tuple[str, ...]] = {
     "00_start_here": (),
     "01_pretraining": ("images",),
