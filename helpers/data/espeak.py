@@ -13,9 +13,13 @@ from __future__ import annotations
 import ctypes
 import multiprocessing
 import os
+import pickle
+import shutil
 import signal
 import sys
+import tempfile
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -99,6 +103,11 @@ class Engine:
         self._callback = _CALLBACK_TYPE(self._collect)  # kept alive: C holds only a pointer
         self._lib.espeak_SetSynthCallback(self._callback)
         self._lock = threading.Lock()
+        # eSpeak NG seeds its noise generator from the clock at start-up: seed it, so that a fresh
+        # engine says the same job the same way in every process and every build.
+        if hasattr(self._lib, "espeak_ng_SetRandSeed"):
+            self._lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
+            self._lib.espeak_ng_SetRandSeed(RAND_SEED)
 
     def _declare(self) -> None:
         lib = self._lib
@@ -155,6 +164,7 @@ def _check_ranges(job: Utterance) -> None:
 
 
 _ENGINE: Engine | None = None
+RAND_SEED = 0  # the seed of eSpeak NG's noise generator in every engine
 
 
 def get_engine() -> Engine:
@@ -189,14 +199,73 @@ def synthesize(text: str, voice: str = "en-us", variant: str | None = None, rate
     """Say ``text``; float32 waveform in [-1, 1] at :data:`SAMPLE_RATE` (22,050 Hz).
 
     ``rate`` is in words per minute (80-450), ``pitch`` and ``pitch_range`` are 0-100. The
-    output has exact-zero silence at both ends and its length varies slightly call to call.
+    output has exact-zero silence at both ends, and it varies slightly call to call (the
+    engine's state runs on): data sets use :func:`synthesize_fresh`, which does not.
     """
     return get_engine().synthesize(Utterance(text, voice, variant, rate, pitch, pitch_range))
 
 
 def synthesize_int16(job: Utterance) -> np.ndarray:
     """:func:`synthesize` as int16 (what a worker sends back: half the bytes of float32)."""
-    audio = get_engine().synthesize(job)
+    return _to_int16(get_engine().synthesize(job))
+
+
+def synthesize_fresh(jobs: Sequence[Utterance | None]) -> list[np.ndarray | None]:
+    """int16 waveforms of ``jobs`` (None stays None), as a newly started engine says them.
+
+    eSpeak NG is not a pure function: its pitch "flutter" and other internal state run on from
+    one utterance to the next within a process (measured: 32 of 104 clips change when the same
+    clips are said in the opposite order), and it seeds its noise from the clock. So every batch
+    of the course's data is said by a *new* engine in a child process forked for it: the result
+    depends only on the jobs, not on what this process said before, the number of workers or the
+    build. Where ``os.fork`` does not exist the jobs are said here (not bit-reproducible).
+    """
+    if not hasattr(os, "fork"):
+        warnings.warn("no os.fork here: speech is synthesised in this process and differs slightly "
+                      "from run to run", RuntimeWarning, stacklevel=2)
+        return [None if job is None else synthesize_int16(job) for job in jobs]
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: a new engine, the jobs, the result down the pipe, exit
+        status = 0
+        try:
+            os.close(read_end)
+            engine = _new_engine()
+            result: object = [None if job is None else _to_int16(engine.synthesize(job)) for job in jobs]
+        except BaseException as exc:  # noqa: BLE001 - sent to the parent, which raises it
+            result, status = EspeakError(f"synthesis failed in a child process: {exc!r}"), 1
+        try:
+            with os.fdopen(write_end, "wb") as pipe:
+                pickle.dump(result, pipe, protocol=pickle.HIGHEST_PROTOCOL)
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        try:
+            result = pickle.load(pipe)
+        except EOFError:
+            result = EspeakError("a speech synthesis child process died without an answer")
+    os.waitpid(pid, 0)
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+def _new_engine() -> Engine:
+    """A newly initialised engine (in a forked child): this process's library when it was never
+    started here, else a private copy of it (a library loaded twice from one path shares state)."""
+    library, data = _default_paths()
+    if _ENGINE is not None:
+        copy = Path(tempfile.mkdtemp(prefix="espeak-")) / library.name
+        shutil.copyfile(library, copy)
+        try:
+            return Engine(copy, data)
+        finally:  # loaded: the file is no longer needed
+            shutil.rmtree(copy.parent, ignore_errors=True)
+    return Engine(library, data)
+
+
+def _to_int16(audio: np.ndarray) -> np.ndarray:
     return np.clip(np.round(audio * 32768.0), -32768, 32767).astype(np.int16)
 
 
@@ -230,6 +299,9 @@ def default_workers() -> int:
     return max(1, min(cores, wanted, 8))
 
 
+MAP_CHUNK = 64  # jobs per new engine in SynthesisPool.map
+
+
 class SynthesisPool:
     """One eSpeak process per core; ``map(jobs)`` returns int16 waveforms at 22,050 Hz in order.
 
@@ -247,9 +319,10 @@ class SynthesisPool:
                                              initializer=_one_thread_per_worker, initargs=(os.getpid(),))
 
     def map(self, jobs: Sequence[Utterance]) -> list[np.ndarray]:
-        """Synthesise every job; int16 waveforms at 22,050 Hz, in order."""
-        chunk = max(1, min(64, len(jobs) // (4 * self.workers)))
-        return self.apply(synthesize_int16, jobs, chunk)
+        """Synthesise every job; int16 waveforms at 22,050 Hz, in order. Chunks of MAP_CHUNK jobs,
+        each said by a new engine (:func:`synthesize_fresh`): the same result for any number of workers."""
+        chunks = [tuple(jobs[i:i + MAP_CHUNK]) for i in range(0, len(jobs), MAP_CHUNK)]
+        return [audio for chunk in self.apply(synthesize_fresh, chunks) for audio in chunk]
 
     def apply(self, function: Callable[[T], R], items: Sequence[T], chunksize: int = 1) -> list[R]:
         """``[function(item) for item in items]``, spread over the workers (in order).

@@ -3,8 +3,9 @@
 Everything is synthesised locally with eSpeak NG (:mod:`helpers.data.espeak`), augmented
 (:mod:`helpers.data.augment`: rate, pitch, loudness, position, reverb, background noise at a
 chosen SNR), turned into log-mel features (:mod:`helpers.data.audio`) and cached with
-:func:`helpers.data.cache.load_or_build`. eSpeak's output varies slightly from call to call, so
-the *cache* is what makes a data set reproducible: it is built once and then always loaded.
+:func:`helpers.data.cache.load_or_build`. Each block of clips is said by a new eSpeak engine
+(:func:`helpers.data.espeak.synthesize_fresh`), so a data set is the same in every build and for
+any number of worker processes; the cache then spares building it twice.
 
 Voices are split by eSpeak *variant* (a speaker: pitch, formants, breathiness): test clips come
 from variants never heard in training, in every accent. This module only generates: the real
@@ -63,7 +64,7 @@ from helpers.data.augment import AUGMENT, Augment, add_background, maybe_reverb
 from helpers.data.cache import load_or_build
 from helpers.data.espeak import R, SynthesisPool, T, Utterance
 
-VERSION = 2  # bump when the generator changes: every cached speech set is rebuilt
+VERSION = 3  # bump when the generator changes: every cached speech set is rebuilt
 N_TEST_VARIANTS = 25  # voice variants held out for testing (of ~100)
 WAKE_PHRASE = "hey nova"
 
@@ -200,7 +201,7 @@ class Block:
 
 def render_block(block: Block) -> np.ndarray:
     """Features (float16 [n, 1, 40, frames]) of a block; runs in a worker process."""
-    raw = [None if job is None else espeak.synthesize_int16(job) for job in block.jobs]
+    raw = espeak.synthesize_fresh(block.jobs)  # a new engine: the same audio in every build
     audio, _ = render(raw, block.seconds, np.random.default_rng(block.seed),
                       allow_crop=block.allow_crop, donor_mask=block.donor_mask)
     return logmel(audio).half().numpy()
@@ -320,7 +321,7 @@ def _examples(labelled: Sequence[tuple[str, str]], speakers: Sequence[tuple[str,
     """A few rendered clips as int16 audio, to listen to in the notebook (made in-process)."""
     rng = _rng(0, "examples")
     jobs = make_jobs([text for text, _ in labelled], speakers, rng)
-    audio, _ = render([espeak.synthesize_int16(job) for job in jobs], seconds, rng)
+    audio, _ = render(espeak.synthesize_fresh(jobs), seconds, rng)
     return {"audio": to_int16(audio), "labels": [label for _, label in labelled]}
 
 
@@ -508,10 +509,11 @@ def render_stream_piece(piece: StreamPiece) -> tuple[np.ndarray, list[float]]:
     """Continuous speech in one room with one background (runs in a worker process).
 
     Returns int16 audio at 16 kHz and the start (s) of each utterance that fitted (the first
-    ones of ``piece.jobs``; the rest are never synthesised).
+    ones of ``piece.jobs``; all are synthesised, by a new engine, so that the audio is the same in
+    every build).
     """
     rng = np.random.default_rng(piece.seed)
-    clips = (prepare_clips([espeak.synthesize_int16(job)], rng)[0] for job in piece.jobs)
+    clips = (prepare_clips([audio], rng)[0] for audio in espeak.synthesize_fresh(piece.jobs))
     track, starts = lay_out(clips, round(piece.seconds * SAMPLE_RATE), rng)
     generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
     speech = maybe_reverb(track[None], rng, AUGMENT, generator)
