@@ -121,6 +121,13 @@ def test_learning_curve_measures_the_sweeps_run_along_the_way(tiny):
     assert experiments.epochs_to_reach(torch.tensor([0.1, 0.2]), 0.5) == 3  # never: past the end
 
 
+def test_learning_curve_measures_a_fixed_subset_of_the_test_set(tiny, monkeypatch):
+    monkeypatch.setattr(experiments, "CURVE_TEST_IMAGES", 40)  # of tiny's 100 test images
+    curve = torch.tensor(experiments.learning_curve(tiny, "scratch", 20, 0, torch.device("cpu")))
+    assert len(curve) == experiments.RECIPE.epochs_for(20)
+    assert torch.allclose(curve * 40, (curve * 40).round(), atol=1e-4)  # accuracies on 40 images
+
+
 def test_lr_schemes_reuse_the_one_rate_run_and_differ_from_it(tiny):
     cpu = torch.device("cpu")
     rows = experiments.lr_schemes(tiny, sizes=(20,), device=cpu)
