@@ -199,17 +199,17 @@ CLAIMS: tuple[Claim, ...] = (
           "transferred (a fraction)", low=0.0, high=1.0, seeds="mean"),
     Claim(_07, "confusable_accept_rate_at_1fa", "share of confusable phrases (held-out voices, test-only "
           "phrases) accepted at the 1 FA/h threshold, transferred", low=0.0, high=1.0, seeds="mean"),
-    # Issue 15 asks for at least half of eSpeak's held-out rate. Measured in four fresh builds of the
-    # same code: 0.58, 0.56, 0.39 and 0.35 against 0.94-0.96 (eSpeak's output differs build to build), so
-    # the bar is not reliably met and the figure is recorded, not asserted.
+    # Issue 15 asks for at least half of eSpeak's held-out rate. Before the speech data were made the
+    # same in every build (espeak.synthesize_fresh), four fresh builds of this recipe gave 0.35-0.58
+    # against 0.94-0.96: the figure depends on the draw of synthetic data, so it is recorded, not asserted.
     Claim(_07, "custom_detect_rate_other_synth_at_5fa", "the phrase said by another synthesiser's voices "
           "(Flite), never heard in training: share detected at the 5 FA/h threshold (recorded: the issue's "
-          "bar, half of eSpeak's held-out rate, holds in some builds only)", low=0.0, high=1.0, seeds="mean"),
-    # Issue 15's bar is 80 % of those said; three fresh builds caught 16.3, 16.0 and 14.3 of 18 (one
-    # seed's detector 10 of 18): "most" (over half) is what holds in every build, 80 % in two of three.
+          "bar, half of eSpeak's held-out rate, depends on the draw of data)", low=0.0, high=1.0, seeds="mean"),
+    # Issue 15's bar is 80 % of those said. Builds on earlier, non-reproducible data caught 14.0-16.3 of
+    # 18 (one seed's detector 10 of 18): "most" (over half) is asserted, with a margin; 80 % is recorded.
     Claim(_07, "demo_wake_words_caught", "the live demo (3 one-minute recordings, held-out voices): wake words "
           "caught at the 1 FA/h threshold, mean of the seeds' detectors: most of those said (issue 15 asks "
-          "for 80 %, met in two of three builds)", low=0.5, strict=True, scale=True,
+          "for 80 %, recorded)", low=0.5, strict=True, scale=True,
           reference="demo_wake_words_said", seeds="mean"),
 )
 
