@@ -94,6 +94,7 @@ class Engine:
         check_paths(library, data)  # checked first: the C side would exit() on a bad folder
         self.data = Path(data)
         self._lib = ctypes.CDLL(str(library))
+        _LOADED.add(Path(library).resolve())
         self._declare()
         rate = self._lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, str(data).encode(),
                                            _INITIALIZE_DONT_EXIT)
@@ -164,6 +165,7 @@ def _check_ranges(job: Utterance) -> None:
 
 
 _ENGINE: Engine | None = None
+_LOADED: set[Path] = set()  # library files loaded (and so possibly used) in this process
 RAND_SEED = 0  # the seed of eSpeak NG's noise generator in every engine
 
 
@@ -255,7 +257,7 @@ def _new_engine() -> Engine:
     """A newly initialised engine (in a forked child): this process's library when it was never
     started here, else a private copy of it (a library loaded twice from one path shares state)."""
     library, data = _default_paths()
-    if _ENGINE is not None:
+    if library.resolve() in _LOADED:
         copy = Path(tempfile.mkdtemp(prefix="espeak-")) / library.name
         shutil.copyfile(library, copy)
         try:
