@@ -213,13 +213,18 @@ def fine_tune(strategy: str, pretrained: nn.Module | None, X: Tensor, y: Tensor,
 
 
 EXERCISE_N_B = 300  # notebook 03's predict-run-explain exercise: the gain at a size between the sweep's
-TARGETS = ("B", "near")  # task B (the X-rays) and the near task (new objects drawn like task A's)
+# task B (the X-rays), the near task (new objects drawn like task A's), real photographs (patches)
+TARGETS = ("B", "near", "photos")
+PHOTO_CHECK_SIZES = (40, 100)  # the real-photo check: 2 and 5 patches a photo (20 photos), issue 13's sizes
+PHOTO_CHECK_STRATEGIES = ("scratch", "last layer", "all layers")  # "last layer": a linear probe of the features
 
 
 def _target_spec(profile: Profile, target: str) -> sources.DataSpec:
-    if target not in TARGETS:
+    specs = {"B": sources.task_b_images_spec, "near": sources.near_task_images_spec,
+             "photos": sources.photo_patches_spec}
+    if target not in specs:
         raise ValueError(f"unknown target task {target!r}: choose one of {', '.join(TARGETS)}")
-    return sources.task_b_images_spec(profile) if target == "B" else sources.near_task_images_spec(profile)
+    return specs[target](profile)
 
 
 def _task_b_tensors(profile: Profile, target: str = "B") -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -321,6 +326,13 @@ def near_sweep(profile: Profile, device: torch.device | None = None) -> list[dic
     return run_grid(profile, STRATEGIES, profile.near_target_sizes, profile.seeds, device=device, target="near")
 
 
+def photo_check(profile: Profile, device: torch.device | None = None) -> list[dict]:
+    """Task A's features on real photographs: scratch, a linear probe of the frozen features ("last
+    layer") and all layers fine-tuned, on 2 and 5 patches a photo (``PHOTO_CHECK_SIZES``) of the
+    20 photos scikit-image ships; the same recipe and seeds as the X-rays."""
+    return run_grid(profile, PHOTO_CHECK_STRATEGIES, PHOTO_CHECK_SIZES, profile.seeds, device=device, target="photos")
+
+
 def reversed_sizes(profile: Profile, n_task_a: int = 100, n_b: int = 1_000,
                    device: torch.device | None = None) -> list[dict]:
     """The counter-example: pre-train on only ``n_task_a`` images, fine-tune on ``n_b`` X-rays."""
@@ -365,7 +377,7 @@ def prepare_retraining(profile: Profile) -> None:
     """Build notebook 03's experiments: the sweep on the X-rays and on the near task, the
     learning curves and the learning-rate schemes (a data_scripts/prepare.py step)."""
     learning_curves(profile)  # first: they store the sweep's runs at N_B = 100 as they go
-    parts = [sweep, near_sweep, lr_schemes,
+    parts = [sweep, near_sweep, photo_check, lr_schemes,
              lambda p: run_grid(p, ("scratch", "all layers"), (EXERCISE_N_B,), p.seeds)]  # notebook 03, exercise 2
     for part in cache.in_worker_order(parts):  # a second prepare worker starts from the other end
         part(profile)

@@ -151,6 +151,20 @@ def test_near_task_is_new_objects_and_keyed_apart_from_the_xrays(tiny):
         experiments.run_key(tiny, "scratch", 12, 0, None, "none", target="far")
 
 
+def test_photo_check_runs_on_real_photographs_keyed_apart(tiny):
+    from helpers.data import photos, sources
+    data = sources.photo_patches_spec(tiny).load()
+    assert data["classes"] == photos.PHOTO_CLASSES and int(data["y"].max()) + 1 == len(photos.PHOTO_CLASSES)
+    rows = experiments.photo_check(tiny, device=torch.device("cpu"))
+    assert len(rows) == len(experiments.PHOTO_CHECK_STRATEGIES) * len(experiments.PHOTO_CHECK_SIZES) * len(tiny.seeds)
+    assert {r["n_b"] for r in rows} == set(experiments.PHOTO_CHECK_SIZES)
+    assert all(0.0 <= r["accuracy"] <= 1.0 for r in rows)
+    key = experiments.run_key(tiny, "scratch", 40, 0, None, "none", target="photos")
+    assert key["data"][0]["name"] == "photo_patches"
+    assert key != experiments.run_key(tiny, "scratch", 40, 0, None, "none")
+    assert experiments.transfer_gain(rows, 40, "last layer").shape == (len(tiny.seeds),)
+
+
 def test_shuffled_pixels_are_pretrained_without_augmentation(tiny, monkeypatch):
     from helpers import train
     calls = []

@@ -104,6 +104,23 @@ def near_task_images_spec(profile: Profile) -> DataSpec:
     return DataSpec("near_task_images", "synthetic", *generated())
 
 
+# The real-photo check task: a pool of patches a photo to draw N from, a fixed test set a photo.
+PHOTO_POOL, PHOTO_TEST, PHOTO_SEED = 50, 50, 0
+
+
+def photo_patches_spec(profile: Profile) -> DataSpec:
+    """Real photographs as a target task (helpers.data.photos): 32x32 patches of the 20 photos the
+    scikit-image wheel ships, the class is the photo; training patches from each photo's left half,
+    test patches from its right half. Always these photos (read offline from the installed wheel),
+    in every profile and whatever ``TL_DATA`` says: they are the check that task A's features help
+    on images its generator did not draw."""
+    from helpers.data import photos
+
+    config = photos.photo_patches_config(PHOTO_POOL, PHOTO_TEST, PHOTO_SEED)
+    return DataSpec("photo_patches", "scikit-image", config,
+                    lambda: photos.photo_patches(PHOTO_POOL, PHOTO_TEST, PHOTO_SEED))
+
+
 def _first(data: dict[str, Any], n_train: int) -> dict[str, Any]:
     """``data`` with only its first ``n_train`` training images (a real set has as many as it has)."""
     if n_train > len(data["y"]):
