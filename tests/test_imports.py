@@ -24,7 +24,7 @@ DATA_LAYERS: dict[str, set[str]] = {
     "augment": {"audio"},
     "speech": {"audio", "augment", "espeak", "cache"},
     "real": {"audio", "augment", "download", "cache"},
-    "sources": {"audio", "images", "real", "speech"},  # the resolver: the only module that picks a source
+    "sources": {"audio", "images", "photos", "real", "speech"},  # the resolver: the only module that picks a source
 }
 
 
