@@ -122,6 +122,34 @@ def junit(tmp_path: Path, passed: int, failed: int = 0, name: str = "notebooks.0
     return path
 
 
+def test_a_cell_whose_reply_never_comes_ends_with_its_outputs(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from nbclient import NotebookClient
+
+    async def never(*_args: object) -> dict:  # the execute_reply that never comes
+        await asyncio.sleep(3600)
+        return {}
+
+    monkeypatch.setattr(NotebookClient, "_async_poll_for_reply", never)
+    monkeypatch.setattr(course, "REPLY_GRACE_S", 0.05)
+    cell = new_code_cell("1 / 0", id="c1")
+    cell.outputs = [new_output("error", ename="ZeroDivisionError", evalue="division by zero", traceback=["..."])]
+    client = course.notebook_client(new_notebook(cells=[cell]), 60)
+
+    async def poll() -> dict:
+        idle = asyncio.get_running_loop().create_future()
+        idle.set_result(None)  # every output arrived: the kernel is idle
+        alive = asyncio.ensure_future(asyncio.sleep(3600))
+        return await client._async_poll_for_reply("m1", cell, 60, idle, alive)
+
+    started = time.perf_counter()
+    reply = asyncio.run(poll())
+    assert time.perf_counter() - started < 5  # not the cell's 60-s timeout
+    assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "ZeroDivisionError"
+    assert course._reply_from_outputs(new_code_cell("1"), "m2")["content"] == {"status": "ok"}
+
+
 def test_check_nbval_requires_every_code_cell(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     notebook = str(write_notebook(tmp_path / "00_x.ipynb", "a = 1", "b = 2"))
     assert course.main(["check-nbval", str(junit(tmp_path, 2)), notebook]) == 0
