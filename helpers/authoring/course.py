@@ -197,11 +197,11 @@ def save_outputs(path: Path, nb: NotebookNode) -> None:
 
 
 # A cell whose kernel has reported "idle" (every output sent) is finished even if its execute_reply
-# never comes; a notebook starts even if the first kernel_info reply never comes. Measured on this
-# project's 2-core machine (nbclient 0.11, jupyter_client 8.10, ipykernel 7.4 and 6.31): a kernel's
-# first kernel_info reply went missing in 2-4 of 10 starts, and a widget cell of notebook 03 never got
-# its execute_reply in 2 of 8 runs, so nbclient waited out the whole cell timeout (30 minutes) —
-# the hangs others report (jupyter/nbclient#312, microsoft/vscode-jupyter#17228).
+# does not come. Measured on this project's 2-core machine (nbclient 0.11, jupyter_client 8.10,
+# ipykernel 7.4; 6.31 behaved the same): notebook 03's widget cell (an ipywidgets Output drawn while
+# the cell runs) went without its execute_reply in 2-4 of 10 runs, and nbclient then waited out the
+# whole cell timeout (30 minutes under `run`) — the hang others report (jupyter/nbclient#312). The
+# first kernel_info request is bounded the same way (only the notebook's language_info needs it).
 REPLY_GRACE_S = 10.0  # seconds to wait for a cell's execute_reply once the kernel is idle
 KERNEL_INFO_WAIT_S = 20.0  # seconds to wait for the first kernel_info reply
 
