@@ -51,6 +51,12 @@ PRETRAIN = PretrainRecipe()
 # shared: the fine-tuning seeds still vary the X-rays drawn and the new head (issue 17: the gain
 # map's 3,000-image row per seed cost two more pre-trainings for a row that carries no claim).
 PER_SEED_PRETRAIN_MAX = 1_000
+# The shuffled-pixel task A of condition 3 (notebook 05) sees its images once: the control needs a
+# network that learned its task (well above chance) from the same data, not the real task A's budget.
+# Measured (quick, seeds 0-2, one-thread worker): 1 pass, 18.9 % on its test set, gain at N_B = 100
+# -4.03 points (-4.10, -3.95, -4.05); 4 passes (the real task A's), 24.65 % and -4.15 (-3.65, -4.25,
+# -4.55) for 4x the time (323 s against 89 s; issue 17).
+SHUFFLED_PIXELS_EPOCHS = 1
 # The learning curves (point 4) measure this many of task B's test images after every epoch (a
 # fixed, class-balanced subset): 2,000 x 40 epochs cost 5x the training itself (issue 17).
 CURVE_TEST_IMAGES = 500
@@ -79,7 +85,9 @@ def augments(variant: str) -> bool:
     return variant not in ("shuffled pixels", "not augmented")
 
 
-def _pretrain_epochs(profile: Profile, n_task_a: int) -> int:
+def _pretrain_epochs(profile: Profile, n_task_a: int, variant: str = "standard") -> int:
+    if variant == "shuffled pixels":
+        return SHUFFLED_PIXELS_EPOCHS
     return PRETRAIN.epochs_for(n_task_a, profile.pretrain_epochs)
 
 
@@ -87,8 +95,8 @@ def pretrained_key(profile: Profile, n_task_a: int, seed: int, variant: str) -> 
     """The cache key of a pre-trained image recognizer (part of the key of every run that uses it)."""
     data = sources.task_a_images_spec(profile, n_task_a)
     return experiment_key("pretrained_images", EXPERIMENT_VERSION, data=[data.key()], recipes=[PRETRAIN],
-                          seed=seed, variant=variant, epochs=_pretrain_epochs(profile, n_task_a), width=profile.width,
-                          augmented=augments(variant))
+                          seed=seed, variant=variant, epochs=_pretrain_epochs(profile, n_task_a, variant),
+                          width=profile.width, augmented=augments(variant))
 
 
 def pretrained_backbone(profile: Profile, n_task_a: int | None = None, seed: int = 0,
@@ -99,7 +107,7 @@ def pretrained_backbone(profile: Profile, n_task_a: int | None = None, seed: int
     history, training seconds, the number of task-A images and epochs.
     """
     n_task_a = n_task_a or profile.n_task_a
-    epochs = _pretrain_epochs(profile, n_task_a)
+    epochs = _pretrain_epochs(profile, n_task_a, variant)
     num_classes = len(sources.image_classes("A", profile))
 
     def build() -> dict:

@@ -165,18 +165,21 @@ def test_photo_check_runs_on_real_photographs_keyed_apart(tiny):
     assert experiments.transfer_gain(rows, 40, "last layer").shape == (len(tiny.seeds),)
 
 
-def test_shuffled_pixels_are_pretrained_without_augmentation(tiny, monkeypatch):
+def test_shuffled_pixels_are_pretrained_without_augmentation_for_their_own_epochs(tiny, monkeypatch):
     from helpers import train
     calls = []
     real = train.fit
 
     def spy(*args, **kwargs):
-        calls.append(kwargs.get("augment"))
+        calls.append((kwargs.get("augment"), kwargs.get("epochs")))
         return real(*args, **kwargs)
     monkeypatch.setattr(train, "fit", spy)
-    experiments.pretrained_backbone(tiny, n_task_a=40, variant="shuffled pixels", device=torch.device("cpu"))
-    experiments.pretrained_backbone(tiny, n_task_a=40, device=torch.device("cpu"))
-    assert calls[0] is None and calls[1] is experiments.pretrain_augment
+    cpu = torch.device("cpu")
+    _, shuffled = experiments.pretrained_backbone(tiny, n_task_a=40, variant="shuffled pixels", device=cpu)
+    _, standard = experiments.pretrained_backbone(tiny, n_task_a=40, device=cpu)
+    assert calls[0] == (None, experiments.SHUFFLED_PIXELS_EPOCHS) and calls[1][0] is experiments.pretrain_augment
+    assert shuffled["epochs"] == experiments.SHUFFLED_PIXELS_EPOCHS != standard["epochs"]
+    assert experiments.pretrained_key(tiny, 40, 0, "shuffled pixels")["epochs"] == experiments.SHUFFLED_PIXELS_EPOCHS
     assert not experiments.augments("shuffled pixels") and experiments.augments("standard")
 
 
