@@ -39,7 +39,16 @@ from torch import Tensor, nn
 from helpers import detection, models, runs, train, wakeword
 from helpers.config import Profile, artifacts_dir
 from helpers.data import cache, espeak, flite, speech
-from helpers.data.audio import CONTEXT_B_S, FRAME_RATE, WINDOW_B_S, frames_for, logmel, logmel_stream, resample
+from helpers.data.audio import (
+    CONTEXT_B_S,
+    FRAME_RATE,
+    WINDOW_A_S,
+    WINDOW_B_S,
+    frames_for,
+    logmel,
+    logmel_stream,
+    resample,
+)
 from helpers.recipes import experiment_key
 from helpers.runtime import get_device
 
@@ -423,6 +432,19 @@ def other_synth_config(phrase: str, n: int) -> dict[str, Any]:
             "augment": asdict(speech.AUGMENT), "seed": 0}
 
 
+def _flite_raw(texts: Sequence[str], rng: np.random.Generator) -> list[np.ndarray]:
+    """Each text said by a random Flite voice at a random speed and mean pitch, as int16 audio at
+    eSpeak's rate (what speech.render expects)."""
+    raw = []
+    for text in texts:
+        job = flite.FliteJob(text, str(rng.choice(flite.VOICES)), float(rng.uniform(0.8, 1.3)),
+                             float(rng.uniform(90, 220)))
+        audio = torch.as_tensor(flite.synthesize(job))
+        at_espeak_rate = resample_to(audio, flite.SAMPLE_RATE, espeak.SAMPLE_RATE)
+        raw.append(np.clip(np.round(at_espeak_rate.numpy() * 32767), -32768, 32767).astype(np.int16))
+    return raw
+
+
 def _build_other(config: dict[str, Any]) -> dict[str, Any]:
     """The phrase and its test confusables said by Flite's voices, in the course's rooms and noise."""
     rng = np.random.default_rng((config["seed"], 8_008))
@@ -430,15 +452,42 @@ def _build_other(config: dict[str, Any]) -> dict[str, Any]:
     n = config["n"]
     texts = [config["phrase"]] * n + [str(t) for t in rng.choice(test_confusables, size=n)]
     kinds = ["positive"] * n + ["confusable_test"] * n
-    raw = []
-    for text in texts:
-        job = flite.FliteJob(text, str(rng.choice(flite.VOICES)), float(rng.uniform(0.8, 1.3)),
-                             float(rng.uniform(90, 220)))
-        audio = torch.as_tensor(flite.synthesize(job))
-        at_espeak_rate = resample_to(audio, flite.SAMPLE_RATE, espeak.SAMPLE_RATE)  # render() expects eSpeak's rate
-        raw.append(np.clip(np.round(at_espeak_rate.numpy() * 32767), -32768, 32767).astype(np.int16))
-    audio, _ = speech.render(raw, CONTEXT_B_S, rng, donor_mask=np.asarray(kinds) != "positive")
+    audio, _ = speech.render(_flite_raw(texts, rng), CONTEXT_B_S, rng, donor_mask=np.asarray(kinds) != "positive")
     return {"X": logmel(audio).half(), "kind": kinds}
+
+
+OTHER_WORDS_PER_WORD = 4  # Flite's clips of each task-A word for the encoder check (400 of 100 words)
+
+
+def other_synth_words(profile: Profile) -> dict[str, Any] | None:
+    """Task A's words said by Flite's voices, rendered like task A's clips (1 s, the course's rooms
+    and noise): what the speech encoder makes of another synthesiser (cached; None without Flite).
+    Returns ``X`` float16 [n, 1, 40, frames] and ``y`` (word indices of task A's vocabulary)."""
+    if not flite.available():
+        return None
+    config = {"version": VERSION, "words": profile.speech_words_a, "per_word": OTHER_WORDS_PER_WORD,
+              "voices": list(flite.VOICES), "augment": asdict(speech.AUGMENT), "seed": 0}
+
+    def build() -> dict[str, Any]:
+        rng = np.random.default_rng((config["seed"], 9_009))
+        words = speech.vocabulary(config["words"])
+        labels = rng.permutation(np.arange(len(words) * config["per_word"]) % len(words))
+        audio, _ = speech.render(_flite_raw([words[k] for k in labels], rng), WINDOW_A_S, rng)
+        return {"X": logmel(audio).half(), "y": torch.as_tensor(labels, dtype=torch.int64)}
+
+    return cache.load_or_build("custom_wake_other_words", config, build)
+
+
+def encoder_check(profile: Profile, device: torch.device | None = None) -> dict[str, float] | None:
+    """Why another synthesiser's voices are missed: the task-A recognizer (the encoder's network)
+    on its own test set (held-out eSpeak voices) and on the same words said by Flite's voices;
+    word accuracies 0-1, or None without Flite."""
+    other = other_synth_words(profile)
+    if other is None:
+        return None
+    recognizer, info = wakeword.pretrained_recognizer(profile, device=device)
+    accuracy = train.accuracy(recognizer, train.to_device(other["X"].float(), device or get_device()), other["y"])
+    return {"espeak_heldout": float(info["test_accuracy"]), "other_synth": accuracy, "clips": len(other["y"])}
 
 
 def resample_to(audio: Tensor, source: int, target: int) -> Tensor:
@@ -546,6 +595,7 @@ def prepare(profile: Profile) -> None:
     custom_data(speech.WAKE_PHRASE, recipe, profile)
     training_stream(profile, recipe.stream_hours)
     other_synth(speech.WAKE_PHRASE)
+    other_synth_words(profile)  # section 6's encoder check
     demo_recordings(speech.WAKE_PHRASE)  # the live demo's recordings (the notebook's defaults)
     combos = [(1.0, arm, seed) for seed in profile.seeds for arm in ARMS]
     combos += [(f, arm, 0) for f in scale_fractions(profile)[:-1] for arm in ("all layers", "scratch")]

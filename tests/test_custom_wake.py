@@ -7,6 +7,7 @@ encoder is a random KeywordNet (no task-A training here): it checks the plumbing
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ import torch
 
 from helpers import custom_wake, listen, models
 from helpers.config import get_profile
-from helpers.data import flite, speech
+from helpers.data import espeak, flite, speech
 
 
 @pytest.mark.parametrize(("phrase", "says"), [
@@ -98,8 +99,38 @@ def test_listen_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
 def test_flite_missing_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(flite.shutil, "which", lambda _name: None)
     assert not flite.available() and custom_wake.other_synth("hey nova") is None
+    assert custom_wake.encoder_check(get_profile("quick")) is None  # notebook 07 then says what to do
     with pytest.raises(flite.FliteError, match="apt-get install flite"):
         flite.synthesize(flite.FliteJob("hey nova"))
+
+
+def test_encoder_check_reads_task_a_words_said_by_another_synthesiser(monkeypatch: pytest.MonkeyPatch,
+                                                                     tmp_path: Path) -> None:
+    """The encoder check renders task A's words (a fake Flite: eSpeak's default voice says them) like
+    task A's clips, labelled by word, and scores task A's recognizer on them."""
+    monkeypatch.setenv("TL_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr(flite, "available", lambda: True)
+    said: list[str] = []
+
+    def fake_flite(texts: list[str], _rng: np.random.Generator) -> list[np.ndarray]:
+        said.extend(texts)
+        return espeak.synthesize_fresh([espeak.Utterance(text) for text in texts])
+
+    monkeypatch.setattr(custom_wake, "_flite_raw", fake_flite)
+    monkeypatch.setattr(custom_wake, "OTHER_WORDS_PER_WORD", 2)
+    profile = dataclasses.replace(get_profile("quick"), speech_words_a=3)
+    words = speech.vocabulary(3)
+    torch.manual_seed(0)
+    recognizer = models.KeywordNet(num_classes=3, width=16).eval()
+    monkeypatch.setattr(custom_wake.wakeword, "pretrained_recognizer",
+                        lambda _profile, device=None: (recognizer, {"test_accuracy": 0.5}))
+    check = custom_wake.encoder_check(profile, device=torch.device("cpu"))
+    other = custom_wake.other_synth_words(profile)  # cached: the same clips, nothing said again
+    assert len(said) == 6 and sorted(said) == sorted(words * 2)
+    assert other["X"].shape == (6, 1, 40, 98) and other["X"].dtype == torch.float16
+    assert [words[k] for k in other["y"].tolist()] == said
+    expected = (recognizer(other["X"].float()).argmax(1) == other["y"]).float().mean().item()
+    assert check == {"espeak_heldout": 0.5, "other_synth": pytest.approx(expected), "clips": 6}
 
 
 @pytest.mark.skipif(not flite.available(), reason="Flite is not installed (make other-voices)")
