@@ -51,10 +51,11 @@ help:
 
 setup: $(STAMP)
 
-# Re-installs only when pyproject.toml changed (the stamp's name holds its hash).
+# Re-installs only when pyproject.toml changed (the stamp's name holds its hash). uv installs when it can
+# (several times faster than pip, with pip's own index settings), pip otherwise: helpers/authoring/install.py.
 $(STAMP):
 	@t=$$SECONDS; if ! test -x $(PY); then echo "make: creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); fi; \
-	$(PY) -m pip install -e '.[dev]'; echo "== stage setup (virtual environment): $$((SECONDS - t)) s"
+	$(PY) helpers/authoring/install.py $(PY); echo "== stage setup (virtual environment): $$((SECONDS - t)) s"
 	@$(MAKE) --no-print-directory tcmalloc
 	@rm -f $(VENV)/.stamp-*
 	@touch $@

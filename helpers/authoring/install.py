@@ -1,0 +1,87 @@
+"""Install the course into a virtual environment: with uv when it can be had, else with pip.
+
+    python helpers/authoring/install.py VENV/bin/python [SPEC]     # SPEC: ".[dev]" by default
+
+Run as a script (it needs only the standard library: the course is not installed yet). uv installs
+the same packages as pip in a fraction of the time (measured on the course's 2-core machine, a new
+virtual environment of ~6 GB: pip 137-158 s with its cache warm; uv 29 s, byte-code compiled, as
+pip does). uv does not read pip's configuration, so this hands it over: the index, extra indexes,
+find-links, constraints and certificate that ``pip config list`` shows (pip.conf files and PIP_*
+variables), and the resolution rule of pip (every index is considered for the best version:
+uv's ``unsafe-best-match``). When uv cannot be installed or fails, pip installs, as before; the
+project never needs uv.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+# pip's options that uv takes too: (pip's name, uv's flag, several values?)
+OPTIONS = (("index-url", "--index-url", False), ("extra-index-url", "--extra-index-url", True),
+           ("find-links", "--find-links", True), ("constraint", "--constraint", True))
+# Where a setting comes from, weakest first: pip.conf's [global], then [install], then PIP_* variables.
+SECTIONS = ("global", "install", ":env:")
+
+
+def pip_settings(config_list: str) -> dict[str, list[str]]:
+    """pip's effective settings from the output of ``pip config list`` (lines ``section.key='value'``):
+    for each key the values of the strongest section that sets it (several values split on spaces)."""
+    found: dict[str, tuple[int, list[str]]] = {}
+    for line in config_list.splitlines():
+        name, sep, value = line.partition("=")
+        section, dot, key = name.rpartition(".")
+        if not sep or not dot or section not in SECTIONS:
+            continue
+        rank = SECTIONS.index(section)
+        if key not in found or rank >= found[key][0]:
+            found[key] = (rank, value.strip().strip("'\"").split())
+    return {key: values for key, (_, values) in found.items()}
+
+
+def uv_arguments(settings: dict[str, list[str]]) -> list[str]:
+    """uv pip install's options that reproduce pip's settings."""
+    args = ["--index-strategy", "unsafe-best-match", "--compile-bytecode"]
+    for pip_name, flag, several in OPTIONS:
+        values = settings.get(pip_name, [])
+        for value in values if several else values[:1]:
+            args += [flag, value]
+    if settings.get("no-index", ["false"])[0].lower() in ("1", "true", "yes", "on"):
+        args.append("--no-index")
+    return args
+
+
+def uv_environment(settings: dict[str, list[str]]) -> dict[str, str]:
+    """The environment for uv: pip's certificate bundle, unless SSL_CERT_FILE is set already."""
+    env = dict(os.environ)
+    cert = settings.get("cert")
+    if cert and "SSL_CERT_FILE" not in env:
+        env["SSL_CERT_FILE"] = cert[0]
+    return env
+
+
+def run(command: list[str], **kwargs: object) -> bool:
+    return subprocess.run(command, check=False, **kwargs).returncode == 0  # type: ignore[call-overload]
+
+
+def install(python: str, spec: str = ".[dev]") -> int:
+    """Install ``spec`` (editable) into the environment of ``python``: uv first, pip as the fallback."""
+    pip = [python, "-m", "pip"]
+    listed = subprocess.run([*pip, "config", "list"], capture_output=True, text=True, check=False)
+    settings = pip_settings(listed.stdout if listed.returncode == 0 else "")
+    uv = Path(python).parent / ("uv.exe" if os.name == "nt" else "uv")
+    if run([*pip, "install", "-q", "uv"], stdout=subprocess.DEVNULL) and uv.exists():
+        command = [str(uv), "pip", "install", "--python", python, "-e", spec, *uv_arguments(settings)]
+        if run(command, env=uv_environment(settings)):
+            return 0
+        print("install: uv could not install the course; pip will (slower)", file=sys.stderr)
+    else:
+        print("install: uv is not available here; pip installs the course (slower)", file=sys.stderr)
+    return 0 if run([*pip, "install", "-e", spec]) else 1
+
+
+if __name__ == "__main__":
+    if not 2 <= len(sys.argv) <= 3:
+        sys.exit(__doc__)
+    sys.exit(install(*sys.argv[1:]))

@@ -1,0 +1,56 @@
+"""helpers/authoring/install.py: pip's settings handed to uv, and pip as the fallback."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers.authoring import install
+
+LISTED = """:env:.cert='/etc/ssl/certs/ca-certificates.crt'
+:env:.find-links='/opt/wheels'
+global.cert='/etc/ssl/certs/ca-certificates.crt'
+global.constraint='/etc/xdg/pip/constraints.txt'
+global.extra-index-url='file:///opt/pypi/simple file:///opt/pypi-more/simple'
+global.find-links='/elsewhere'
+install.index-url='https://mirror.example/simple'
+user.timeout='60'
+"""
+
+
+def test_pips_settings_become_uvs_options() -> None:
+    settings = install.pip_settings(LISTED)
+    assert settings["find-links"] == ["/opt/wheels"]  # PIP_FIND_LINKS beats pip.conf's [global]
+    assert settings["index-url"] == ["https://mirror.example/simple"]  # [install] beats [global]
+    args = install.uv_arguments(settings)
+    assert args[:4] == ["--index-strategy", "unsafe-best-match", "--compile-bytecode", "--index-url"]
+    pairs = list(zip(args[3::2], args[4::2]))
+    assert pairs == [("--index-url", "https://mirror.example/simple"),
+                     ("--extra-index-url", "file:///opt/pypi/simple"), ("--extra-index-url", "file:///opt/pypi-more/simple"),
+                     ("--find-links", "/opt/wheels"), ("--constraint", "/etc/xdg/pip/constraints.txt")]
+    assert install.uv_environment(settings)["SSL_CERT_FILE"] == "/etc/ssl/certs/ca-certificates.crt"
+    assert install.uv_arguments(install.pip_settings("")) == ["--index-strategy", "unsafe-best-match",
+                                                              "--compile-bytecode"]
+    assert install.uv_arguments({"no-index": ["true"]})[-1] == "--no-index"
+
+
+def test_pip_installs_when_uv_cannot(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    calls: list[list[str]] = []
+
+    def fake_run(command: list[str], **_kwargs: object) -> subprocess.CompletedProcess:
+        calls.append(command)
+        failed = command[-1] == "uv"  # installing uv fails (offline, say)
+        return subprocess.CompletedProcess(command, 1 if failed else 0, stdout="", stderr="")
+
+    monkeypatch.setattr(install.subprocess, "run", fake_run)
+    python = str(tmp_path / "bin" / "python")
+    assert install.install(python) == 0
+    assert calls[-1] == [python, "-m", "pip", "install", "-e", ".[dev]"]
+
+
+def test_runs_as_a_script_without_the_course_installed() -> None:
+    script = Path(install.__file__)
+    done = subprocess.run([sys.executable, "-I", str(script)], capture_output=True, text=True, check=False)
+    assert done.returncode != 0 and "install.py VENV/bin/python" in done.stderr  # its usage, not an ImportError
