@@ -47,5 +47,6 @@ Map of the package (module: what it holds)::
       site        the executed course as static pages (build/html/index.html)
       bench       python -m helpers.authoring.bench: the training engine against naive loops
       notebooks   what course and site share: notebook discovery, cells, the last run's timings
+      install     run as a script by make setup: the course installed with uv (pip's settings) or pip
 """
 __version__ = "0.1.0"
