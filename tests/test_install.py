@@ -54,3 +54,13 @@ def test_runs_as_a_script_without_the_course_installed() -> None:
     script = Path(install.__file__)
     done = subprocess.run([sys.executable, "-I", str(script)], capture_output=True, text=True, check=False)
     assert done.returncode != 0 and "install.py VENV/bin/python" in done.stderr  # its usage, not an ImportError
+
+
+def test_tl_installer_pip_skips_uv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    calls: list[list[str]] = []
+    monkeypatch.setattr(install.subprocess, "run", lambda command, **_kw: calls.append(command) or
+                        subprocess.CompletedProcess(command, 0, stdout="", stderr=""))
+    monkeypatch.setenv("TL_INSTALLER", "pip")
+    python = str(tmp_path / "python")
+    assert install.install(python) == 0
+    assert calls[1:] == [[python, "-m", "pip", "install", "-e", ".[dev]"]]  # after `pip config list`: pip only

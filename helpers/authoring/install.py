@@ -9,7 +9,7 @@ pip does). uv does not read pip's configuration, so this hands it over: the inde
 find-links, constraints and certificate that ``pip config list`` shows (pip.conf files and PIP_*
 variables), and the resolution rule of pip (every index is considered for the best version:
 uv's ``unsafe-best-match``). When uv cannot be installed or fails, pip installs, as before; the
-project never needs uv.
+project never needs uv. ``TL_INSTALLER=pip`` skips uv.
 """
 from __future__ import annotations
 
@@ -71,7 +71,9 @@ def install(python: str, spec: str = ".[dev]") -> int:
     listed = subprocess.run([*pip, "config", "list"], capture_output=True, text=True, check=False)
     settings = pip_settings(listed.stdout if listed.returncode == 0 else "")
     uv = Path(python).parent / ("uv.exe" if os.name == "nt" else "uv")
-    if run([*pip, "install", "-q", "uv"], stdout=subprocess.DEVNULL) and uv.exists():
+    if os.environ.get("TL_INSTALLER", "uv") == "pip":
+        print("install: TL_INSTALLER=pip, so pip installs the course", file=sys.stderr)
+    elif run([*pip, "install", "-q", "uv"], stdout=subprocess.DEVNULL) and uv.exists():
         command = [str(uv), "pip", "install", "--python", python, "-e", spec, *uv_arguments(settings)]
         if run(command, env=uv_environment(settings)):
             return 0
