@@ -478,18 +478,6 @@ def other_synth_words(profile: Profile) -> dict[str, Any] | None:
     return cache.load_or_build("custom_wake_other_words", config, build)
 
 
-def encoder_check(profile: Profile, device: torch.device | None = None) -> dict[str, float] | None:
-    """Why another synthesiser's voices are missed: the task-A recognizer (the encoder's network)
-    on its own test set (held-out eSpeak voices) and on the same words said by Flite's voices;
-    word accuracies 0-1, or None without Flite."""
-    other = other_synth_words(profile)
-    if other is None:
-        return None
-    recognizer, info = wakeword.pretrained_recognizer(profile, device=device)
-    accuracy = train.accuracy(recognizer, train.to_device(other["X"].float(), device or get_device()), other["y"])
-    return {"espeak_heldout": float(info["test_accuracy"]), "other_synth": accuracy, "clips": len(other["y"])}
-
-
 def resample_to(audio: Tensor, source: int, target: int) -> Tensor:
     import torchaudio
 
