@@ -112,7 +112,8 @@ def test_pretraining_augments_task_a_but_fine_tuning_does_not(tiny, monkeypatch)
 def test_learning_curve_measures_the_sweeps_run_along_the_way(tiny):
     cpu = torch.device("cpu")
     # prepare's order: the curves first; their runs are stored for the sweep, which loads them
-    # (trained again in another order, a run can differ in the last bits: README, "reproducible")
+    # (trained twice in one process, a run can differ in its last bits: the README notes that results
+    # can depend on what a process computed before them)
     curves = experiments.learning_curves(tiny, n_b=20, device=cpu)
     rows = experiments.sweep(tiny, device=cpu)
     epochs = experiments.RECIPE.epochs_for(20)
