@@ -150,6 +150,19 @@ CLAIMS: tuple[Claim, ...] = (
           "layer / last block minus all layers", low=0.0, unit="points", seeds="mean"),
     Claim(_03, "near_full_minus_frozen_largest_nb", "near task, most images (2,000 a class): all layers minus "
           "last layer (frozen backbone + new head)", low=3.0, unit="points", seeds="mean"),
+    Claim(_03, "real_patches_gain_2_per_class", "real photographs (patches of scikit-image's 20 photos), 2 a photo: "
+          "pre-trained on the task A of photographs (photo crops), all layers minus scratch", low=8.0, unit="points",
+          seeds="mean"),
+    Claim(_03, "real_patches_gain_5_per_class", "the same with 5 patches a photo", low=5.0, unit="points",
+          seeds="mean"),
+    Claim(_03, "real_patches_probe_minus_scratch_2_per_class", "real photographs, 2 a photo: a linear layer on the "
+          "frozen features of the task A of photographs minus scratch", low=0.0, unit="points", seeds="mean"),
+    Claim(_03, "photos_gain_crops_minus_drawn_2_per_class", "real photographs, 2 a photo: the all-layers gain of "
+          "the task A of photographs minus the drawn task A's (condition 1: the same kind of input)", low=3.0,
+          unit="points", seeds="mean"),
+    Claim(_03, "xrays_gain_drawn_minus_crops_nb100", "X-rays, N_B = 100: the all-layers gain of the drawn task A "
+          "minus the task A of photographs' (the other side of the two-by-two)", low=2.0, unit="points",
+          seeds="mean"),
     Claim(_03, "epochs_to_scratch_final_fraction", "X-rays, N_B = 100: share of scratch's epochs the fine-tuned "
           "network needs to reach scratch's final accuracy (mean curves)", high=0.5),
     Claim(_03, "batchnorm_drift_proper_freeze", "largest change of a BatchNorm running statistic under "

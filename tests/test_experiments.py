@@ -186,6 +186,20 @@ def test_shuffled_pixels_are_pretrained_without_augmentation_for_their_own_epoch
     assert not experiments.augments("shuffled pixels") and experiments.augments("standard")
 
 
+def test_photo_crops_variant_pretrains_on_its_own_images(tiny, monkeypatch):
+    from helpers.data import photos
+    monkeypatch.setattr(photos, "N_CROP_CLASSES", 12)  # a tiny task A of photographs
+    cpu = torch.device("cpu")
+    key = experiments.pretrained_key(tiny, 48, 0, "photo crops")
+    assert key["data"][0]["name"] == "photo_crops" and experiments.augments("photo crops")
+    assert experiments.pretrained_key(tiny, 48, 0, "standard")["data"][0]["name"] == "task_a_images"
+    model, info = experiments.pretrained_backbone(tiny, n_task_a=48, variant="photo crops", device=cpu)
+    assert model.head.out_features == 12 and info["n_task_a"] == 48
+    rows = experiments.run_grid(tiny, ("scratch", "all layers"), (20,), (0,), 48, "photo crops", device=cpu)
+    assert {(r["strategy"], r["variant"]) for r in rows} == {("scratch", "none"), ("all layers", "photo crops")}
+    assert experiments.photo_crops_size(tiny) == round(tiny.n_task_a * experiments.PHOTO_CROPS_SHARE)
+
+
 def test_curves_built_first_store_the_sweeps_runs(tiny, monkeypatch):
     """The learning curve of a run and the sweep's run are one training, not two."""
     cpu = torch.device("cpu")

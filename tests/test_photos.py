@@ -74,3 +74,35 @@ def test_read_gray_scales_the_shorter_side_or_keeps_the_photo():
     native, scaled = photos.read_gray(path, side=None), photos.read_gray(path)
     assert native.shape == (191, 384) and min(scaled.shape) == photos.PHOTO_SIDE
     assert 0 <= scaled.min() and scaled.max() <= 1
+
+
+def test_crop_photos_ship_with_the_packages_and_are_not_check_photos():
+    for distribution, module, folder, name in photos.CROP_PHOTOS:
+        assert (photos.package_data_dir(distribution, module, folder) / name).exists()
+        assert name not in photos.PHOTOS
+
+
+def test_crop_regions_are_fixed_and_have_structure():
+    regions = photos.crop_regions(k=6, side=24)
+    assert regions.shape == (6, 24, 24) and 0 <= regions.min() and regions.max() <= 1
+    assert (regions.flatten(1).std(1) > 0.1).all()  # no flat patch of sky
+    assert torch.equal(regions, photos.crop_regions(k=6, side=24))
+    assert not torch.equal(regions, photos.crop_regions(k=6, seed=5, side=24))
+
+
+def test_random_crops_are_views_of_their_own_region():
+    regions = torch.stack([torch.zeros(48, 48), torch.ones(48, 48)])  # a black and a white region
+    views = photos.random_crops(regions, torch.tensor([0, 1, 1, 0]), torch.Generator().manual_seed(0), size=16)
+    assert views.shape == (4, 16, 16) and 0 <= views.min() and views.max() <= 1
+    assert views[[0, 3]].mean() < 0.1 < 0.9 < views[[1, 2]].mean()  # noise aside, the region's own pixels
+
+
+def test_photo_crops_layout_labels_and_cache(data_dir: Path):
+    task = photos.photo_crops(n_train=1_000, n_test=500, seed=1, size=32)
+    assert task["X"].shape == (1_000, 1, 32, 32) and task["X"].dtype == torch.uint8
+    assert task["X_test"].shape == (500, 1, 32, 32) and len(task["classes"]) == photos.N_CROP_CLASSES
+    assert torch.bincount(task["y"], minlength=photos.N_CROP_CLASSES).tolist() == [2] * photos.N_CROP_CLASSES
+    assert not torch.equal(task["X"][:500], task["X_test"])  # other views, drawn with another seed
+    assert list(data_dir.glob("photo_crops-*.pt"))
+    config = photos.photo_crops_config(1_000, 500, 1)
+    assert any(entry.startswith("scikit-learn ") for entry in config["photos"])  # the package version is keyed

@@ -11,6 +11,14 @@ Two small real data sets that install offline with a package (nothing is downloa
 * **Handwritten digits** — the 1,797 scanned digits (8x8, 17 grey levels) that scikit-learn
   ships as ``load_digits``, scaled up to 32x32: ten classes, a fixed test set per class.
 
+And one real-image *pre-training* task, for notebook 03's "a task A of photographs":
+
+* **Photo crops** — ``N_CROP_CLASSES`` "exemplar" classes (Dosovitskiy et al. 2014), each one
+  region of one of three photographs that scikit-learn and matplotlib ship (``CROP_PHOTOS``: a
+  temple, a flower, Grace Hopper; none of them among the check photos), shown as random crops of
+  it (position, zoom, brightness curve, noise). Telling the regions apart takes the features of
+  photographs (bark, fur, fabric, print, soft shading), which the course's drawn task A lacks.
+
 Both are read straight from the installed package's data folder, without importing the package
 (scikit-image takes seconds to import and is not needed for anything else), and are cached as
 uint8 [n, 1, 32, 32] like the generated tasks (helpers.data.images).
@@ -36,6 +44,13 @@ PHOTOS = (
     "moon.png", "page.png", "retina.jpg", "rocket.jpg", "text.png", "motorcycle_left.png", "clock_motion.png",
 )
 PHOTO_CLASSES = tuple(name.split(".")[0] for name in PHOTOS)
+CROP_PHOTOS = (  # (distribution, module, folder, file) of the photo-crop task's photographs
+    ("scikit-learn", "sklearn", "datasets/images", "china.jpg"),
+    ("scikit-learn", "sklearn", "datasets/images", "flower.jpg"),
+    ("matplotlib", "matplotlib", "mpl-data/sample_data", "grace_hopper.jpg"),
+)
+N_CROP_CLASSES = 500  # one class per region; the regions are the same for every split and seed
+CROP_REGION_SEED = 4321
 PHOTO_SIDE = 128  # pixels of each photo's shorter side once scaled (a 32-px patch: 1/4 of it)
 DIGIT_CLASSES = tuple(str(d) for d in range(10))
 # (training region, evaluation region) of each photo, as (left, top, right, bottom) fractions.
@@ -60,6 +75,12 @@ def package_data_dir(distribution: str, module: str, subfolder: str) -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / subfolder
 
 
+def _distribution_of(path: Path) -> str:
+    """The distribution whose data folder ``path`` lies in (for error messages)."""
+    names = {"skimage": "scikit-image", "sklearn": "scikit-learn", "matplotlib": "matplotlib"}
+    return next((names[part] for part in path.parts if part in names), "scikit-image")
+
+
 def _package_version(distribution: str) -> str:
     return importlib.metadata.version(distribution)
 
@@ -68,8 +89,8 @@ def read_gray(path: Path, side: int | None = PHOTO_SIDE) -> Tensor:
     """One image file as float32 [H, W] in [0, 1], scaled (antialiased) so its shorter side is
     ``side`` (None: as stored)."""
     if not path.exists():
-        raise CheckDataMissing(f"{path} is missing: reinstall the package that ships it "
-                               "(`python -m pip install --force-reinstall scikit-image`)")
+        raise CheckDataMissing(f"{path} is missing: reinstall the package that ships it (`python -m pip install "
+                               f"--force-reinstall {_distribution_of(path)}`)")
     with Image.open(path) as file:
         gray = np.asarray(file.convert("L"), dtype=np.float32) / 255
     image = torch.from_numpy(gray)[None, None]  # [1, 1, H, W]
@@ -133,6 +154,73 @@ def photo_patches(n_train: int = 50, n_test: int = 50, seed: int = 0, holdout: s
     config = photo_patches_config(n_train, n_test, seed, holdout, side)
     data = cache.load_or_build("photo_patches", config, lambda: _build_photo_patches(config))
     return {**data, "classes": PHOTO_CLASSES}
+
+
+def crop_regions(k: int = N_CROP_CLASSES, seed: int = CROP_REGION_SEED, side: int = 96) -> Tensor:
+    """The photo-crop task's ``k`` regions [k, side, side] in [0, 1], the same on every machine.
+
+    Each is a random square (64-239 px) of one of CROP_PHOTOS in turn, scaled to ``side``;
+    squares with almost no structure (a patch of sky) are skipped, as Exemplar-CNN skipped flat
+    patches.
+    """
+    pictures = [read_gray(package_data_dir(dist, module, folder) / name, side=None)
+                for dist, module, folder, name in CROP_PHOTOS]
+    gen = torch.Generator().manual_seed(seed)
+    regions: list[Tensor] = []
+    while len(regions) < k:
+        picture = pictures[len(regions) % len(pictures)]
+        h, w = picture.shape
+        s = int(torch.randint(64, min(h, w, 240), (1,), generator=gen))
+        top, left = (int(torch.randint(0, d - s + 1, (1,), generator=gen)) for d in (h, w))
+        square = picture[top:top + s, left:left + s][None, None]
+        region = torch.nn.functional.interpolate(square, size=(side, side), mode="bilinear", antialias=True)
+        if region.std() > 0.1:
+            regions.append(region[0, 0].clamp(0, 1))
+    return torch.stack(regions)
+
+
+def random_crops(regions: Tensor, labels: Tensor, gen: torch.Generator, size: int = 32) -> Tensor:
+    """One random view [n, size, size] in [0, 1] of each label's region: a square of 0.3-0.7 of its
+    side anywhere in it, a random brightness curve (gamma 0.6-1.6) and a little noise."""
+    n = len(labels)
+    scale = 0.3 + 0.4 * torch.rand(n, generator=gen)
+    shift = (1 - scale)[:, None] * (2 * torch.rand(n, 2, generator=gen) - 1)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 1, 1], theta[:, :, 2] = scale, scale, shift
+    grid = torch.nn.functional.affine_grid(theta, [n, 1, size, size], align_corners=False)
+    view = torch.nn.functional.grid_sample(regions[labels][:, None], grid, align_corners=False)[:, 0]
+    gamma = torch.exp(torch.rand(n, 1, 1, generator=gen) - 0.5)
+    view = view.clamp(1e-4, 1) ** gamma
+    return (view + 0.02 * torch.randn(view.shape, generator=gen)).clamp(0, 1)
+
+
+def photo_crops_config(n_train: int, n_test: int, seed: int, size: int = 32) -> dict:
+    """The cache config of :func:`photo_crops` (the versions of the packages that ship the photos
+    are part of it)."""
+    return {"version": PHOTOS_VERSION, "photos": [f"{dist} {_package_version(dist)} {name}"
+                                                  for dist, _, _, name in CROP_PHOTOS],
+            "classes": N_CROP_CLASSES, "region_seed": CROP_REGION_SEED, "n_train": n_train, "n_test": n_test,
+            "seed": seed, "size": size}
+
+
+def _build_photo_crops(config: dict, chunk: int = 2_000) -> dict[str, Tensor]:
+    regions = crop_regions(config["classes"], config["region_seed"])
+    out: dict[str, Tensor] = {}
+    for split, n, seed in (("", config["n_train"], config["seed"]), ("_test", config["n_test"], 10_000 + config["seed"])):
+        gen = torch.Generator().manual_seed(seed)
+        labels = torch.arange(n).remainder(config["classes"])[torch.randperm(n, generator=gen)]
+        # in chunks: fresh memory pages are expensive (helpers.data.images.CHUNK)
+        views = [_to_uint8(random_crops(regions, labels[i:i + chunk], gen, config["size"])) for i in range(0, n, chunk)]
+        out["X" + split], out["y" + split] = torch.cat(views), labels
+    return out
+
+
+def photo_crops(n_train: int, n_test: int = 2_000, seed: int = 1, size: int = 32) -> dict:
+    """The photo-crop task: ``X`` uint8 [n_train, 1, size, size], ``y`` (the region, balanced),
+    ``X_test``, ``y_test`` (other views of the same regions), ``classes``; cached under data/."""
+    config = photo_crops_config(n_train, n_test, seed, size)
+    data = cache.load_or_build("photo_crops", config, lambda: _build_photo_crops(config))
+    return {**data, "classes": tuple(f"region {i}" for i in range(config["classes"]))}
 
 
 def digits_config(n_test_per_class: int, seed: int) -> dict:

@@ -121,6 +121,19 @@ def photo_patches_spec(profile: Profile) -> DataSpec:
                     lambda: photos.photo_patches(PHOTO_POOL, PHOTO_TEST, PHOTO_SEED))
 
 
+def photo_crops_spec(profile: Profile, n_train: int | None = None) -> DataSpec:
+    """A task A of photographs (helpers.data.photos.photo_crops): ``n_train`` random crops of 500
+    regions of three photos that scikit-learn and matplotlib ship (default: as many images as task
+    A). Always these photos, whatever ``TL_DATA`` says: notebook 03 compares this pre-training with
+    the drawn task A's on the real-photo check."""
+    from helpers.data import photos
+
+    config = photos.photo_crops_config(n_train or profile.n_task_a, profile.n_task_a_test, IMAGE_TASK_A_SEED,
+                                       profile.image_size)
+    return DataSpec("photo_crops", "scikit-learn and matplotlib", config,
+                    lambda: photos.photo_crops(config["n_train"], config["n_test"], config["seed"], config["size"]))
+
+
 def _first(data: dict[str, Any], n_train: int) -> dict[str, Any]:
     """``data`` with only its first ``n_train`` training images (a real set has as many as it has)."""
     if n_train > len(data["y"]):
