@@ -19,7 +19,7 @@ Map of the package (module: what it holds)::
       subsets     balanced subsets of a labelled data set
       download    verified, atomic downloads of the real data sets
       real        converters of the real data sets (CIFAR-10, PneumoniaMNIST, Speech Commands)
-      photos      real-image check tasks read offline from package wheels (scikit-image photos, digits)
+      photos      real images read offline from package wheels: check tasks (scikit-image photos, digits), photo crops
       folders     your own images: DIR/<class>/*.png read into cached tensors, split, every bad file named
       cache       the on-disk cache: atomic, verified, keyed by config, file-locked while building
     models/       the networks and the lecture's surgery on them

@@ -64,3 +64,21 @@ def test_tl_installer_pip_skips_uv(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     python = str(tmp_path / "python")
     assert install.install(python) == 0
     assert calls[1:] == [[python, "-m", "pip", "install", "-e", ".[dev]"]]  # after `pip config list`: pip only
+
+
+def test_a_native_package_uv_broke_is_reinstalled_with_pip(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    calls: list[list[str]] = []
+    imports = iter([1, 0])  # soundfile's import fails after uv, works after pip
+
+    def fake_run(command: list[str], **_kwargs: object) -> subprocess.CompletedProcess:
+        calls.append(command)
+        code = next(imports) if command[1] == "-c" else 0
+        return subprocess.CompletedProcess(command, code, stdout="", stderr="")
+
+    monkeypatch.setattr(install.subprocess, "run", fake_run)
+    python = str(tmp_path / "bin" / "python")
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "uv").write_text("")  # uv "installed"
+    assert install.install(python) == 0
+    assert [python, "-m", "pip", "install", "-q", "--force-reinstall", "--no-deps", "soundfile"] in calls
+    assert calls[-1] == [python, "-c", "import soundfile"]  # checked again after pip

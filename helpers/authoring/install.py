@@ -9,7 +9,9 @@ cache empty, byte-code compiled as pip does). uv does not read pip's configurati
 it over: the index, extra indexes, find-links, constraints and certificate that ``pip config list``
 shows (pip.conf files and PIP_* variables), and pip's resolution rule (every index is considered
 for the best version: uv's ``unsafe-best-match``). When uv cannot be installed or fails, pip
-installs, as before: the project never needs uv. ``TL_INSTALLER=pip`` skips uv.
+installs, as before: the project never needs uv. ``TL_INSTALLER=pip`` skips uv. After uv, the
+packages that carry a compiled library (NATIVE) are imported once, and reinstalled with pip when
+uv picked a wheel without the library.
 """
 from __future__ import annotations
 
@@ -61,6 +63,26 @@ def uv_environment(settings: dict[str, list[str]]) -> dict[str, str]:
     return env
 
 
+# Packages whose wheels carry a compiled library, and an import that fails without it. When the same
+# version sits in two indexes, one as a pure-Python wheel without the library and one as a platform
+# wheel (soundfile 0.14.0 on this project's machine: the "any" wheel in one local index, the
+# manylinux one in another), uv takes the first index's file and pip the best-matching wheel; the
+# course then cannot read a WAV file. Checked after uv, and reinstalled with pip when broken.
+NATIVE = (("soundfile", "import soundfile"),)
+
+
+def mend_native(python: str) -> bool:
+    """Reinstall with pip every NATIVE package whose import fails after uv; False if one stays broken."""
+    ok = True
+    for distribution, check in NATIVE:
+        if run([python, "-c", check], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
+            continue
+        print(f"install: {distribution} from uv cannot load its library; pip reinstalls it", file=sys.stderr)
+        ok = run([python, "-m", "pip", "install", "-q", "--force-reinstall", "--no-deps", distribution]) and \
+            run([python, "-c", check]) and ok
+    return ok
+
+
 def run(command: list[str], **kwargs: object) -> bool:
     return subprocess.run(command, check=False, **kwargs).returncode == 0  # type: ignore[call-overload]
 
@@ -76,7 +98,7 @@ def install(python: str, spec: str = ".[dev]") -> int:
     elif run([*pip, "install", "-q", "uv"], stdout=subprocess.DEVNULL) and uv.exists():
         command = [str(uv), "pip", "install", "--python", python, "-e", spec, *uv_arguments(settings)]
         if run(command, env=uv_environment(settings)):
-            return 0
+            return 0 if mend_native(python) else 1
         print("install: uv could not install the course; pip will (slower)", file=sys.stderr)
     else:
         print("install: uv is not available here; pip installs the course (slower)", file=sys.stderr)
