@@ -67,7 +67,8 @@ def uv_environment(settings: dict[str, list[str]]) -> dict[str, str]:
 # version sits in two indexes, one as a pure-Python wheel without the library and one as a platform
 # wheel (soundfile 0.14.0 on this project's machine: the "any" wheel in one local index, the
 # manylinux one in another), uv takes the first index's file and pip the best-matching wheel; the
-# course then cannot read a WAV file. Checked after uv, and reinstalled with pip when broken.
+# course then cannot read a WAV file unless the system has libsndfile (CI's does: Chromium's packages
+# bring it; this machine before Chromium did not). Checked after uv, and reinstalled with pip when broken.
 NATIVE = (("soundfile", "import soundfile"),)
 
 
