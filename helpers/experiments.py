@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from helpers import models, runs, runtime, train
 from helpers.config import Profile, artifacts_dir, get_profile
-from helpers.data import cache, images, photos, sources
+from helpers.data import cache, images, sources
 from helpers.data.subsets import stratified_subset
 from helpers.recipes import FineTuneRecipe, PretrainRecipe, experiment_key
 from helpers.results import atomic_write_text
@@ -118,7 +118,8 @@ def pretrained_backbone(profile: Profile, n_task_a: int | None = None, seed: int
     n_task_a = n_task_a or profile.n_task_a
     epochs = _pretrain_epochs(profile, n_task_a, variant)
     spec = task_a_spec(profile, n_task_a, variant)
-    num_classes = photos.N_CROP_CLASSES if variant == "photo crops" else len(sources.image_classes("A", profile))
+    # the photo-crop task keys its number of classes; task A's are named by the data source
+    num_classes = spec.config["classes"] if variant == "photo crops" else len(sources.image_classes("A", profile))
 
     def build() -> dict:
         if variant != "untrained":
@@ -415,7 +416,8 @@ def prepare(profile: Profile) -> None:
 
 def prepare_retraining(profile: Profile) -> None:
     """Build notebook 03's experiments: the sweep on the X-rays and on the near task, the
-    learning curves and the learning-rate schemes (a data_scripts/prepare.py step)."""
+    learning curves, the real-photo check from both task As (drawn, and photo crops, with the
+    photo crops' X-ray runs) and the learning-rate schemes (a data_scripts/prepare.py step)."""
     learning_curves(profile)  # first: they store the sweep's runs at N_B = 100 as they go
     parts = [sweep, near_sweep, photo_check, lambda p: photo_check(p, "photo crops"), photo_crops_on_xrays, lr_schemes,
              lambda p: run_grid(p, ("scratch", "all layers"), (EXERCISE_N_B,), p.seeds)]  # notebook 03, exercise 2

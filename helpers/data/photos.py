@@ -19,8 +19,8 @@ And one real-image *pre-training* task, for notebook 03's "a task A of photograp
   it (position, zoom, brightness curve, noise). Telling the regions apart takes the features of
   photographs (bark, fur, fabric, print, soft shading), which the course's drawn task A lacks.
 
-Both are read straight from the installed package's data folder, without importing the package
-(scikit-image takes seconds to import and is not needed for anything else), and are cached as
+All three are read straight from the installed packages' data folders, without importing the
+packages (scikit-image takes seconds to import and is not needed for anything else), and are cached as
 uint8 [n, 1, 32, 32] like the generated tasks (helpers.data.images).
 """
 from __future__ import annotations
