@@ -148,7 +148,7 @@ CLAIMS: tuple[Claim, ...] = (
           low=0.0, unit="points", seeds="mean"),
     Claim(_03, "near_frozen_minus_full_smallest_nb", "near task (new objects), fewest images: the better of last "
           "layer / last block minus all layers", low=0.0, unit="points", seeds="mean"),
-    Claim(_03, "near_full_minus_frozen_largest_nb", "near task, most images (2,000 a class): all layers minus "
+    Claim(_03, "near_full_minus_frozen_largest_nb", "near task, most images (1,000 a class): all layers minus "
           "last layer (frozen backbone + new head)", low=3.0, unit="points", seeds="mean"),
     Claim(_03, "real_patches_gain_2_per_class", "real photographs (patches of scikit-image's 20 photos), 2 a photo: "
           "pre-trained on the task A of photographs (photo crops), all layers minus scratch", low=8.0, unit="points",

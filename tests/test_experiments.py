@@ -17,7 +17,7 @@ def tiny(tmp_path, monkeypatch):
     return config.replace_profile(config.get_profile("quick"), n_task_a=400, n_task_a_test=100,
                                   pretrain_epochs=1, n_task_b_pool=200, n_task_b_test=100,
                                   target_sizes=(20, 40), seeds=(0, 1), width=8, near_pool=60,
-                                  near_target_sizes=(12, 60))
+                                  near_target_sizes=(24, 60))
 
 
 def test_pretrained_backbone_is_cached(tiny, monkeypatch):
@@ -148,8 +148,8 @@ def test_near_task_is_new_objects_and_keyed_apart_from_the_xrays(tiny):
     assert not set(images.NEAR_CLASSES) & set(images.TASK_A_CLASSES)
     rows = experiments.near_sweep(tiny, device=torch.device("cpu"))
     assert len(rows) == len(experiments.STRATEGIES) * len(tiny.near_target_sizes) * len(tiny.seeds)
-    near = experiments.run_key(tiny, "scratch", 12, 0, None, "none", target="near")
-    assert near != experiments.run_key(tiny, "scratch", 12, 0, None, "none")
+    near = experiments.run_key(tiny, "scratch", 24, 0, None, "none", target="near")
+    assert near != experiments.run_key(tiny, "scratch", 24, 0, None, "none")
     with pytest.raises(ValueError, match="unknown target task"):
         experiments.run_key(tiny, "scratch", 12, 0, None, "none", target="far")
 

@@ -14,6 +14,14 @@ def test_task_a_and_b_shapes_and_labels():
         assert counts.max() - counts.min() <= 1  # balanced
 
 
+def test_near_task_pairs_are_drawn_and_keyed_by_their_classes():
+    X, y = images.make_near_task(240, seed=3)
+    assert X.shape == (240, 1, 32, 32) and torch.bincount(y).tolist() == [20] * len(images.NEAR_CLASSES)
+    assert len(images.NEAR_CLASSES) == 12 and (X.float().flatten(1).std(1) > 5).all()
+    near = images.task_config("near", 60, 3, 20, 32)
+    assert near["classes"] == list(images.NEAR_CLASSES) and "classes" not in images.task_config("A", 60, 3, 20, 32)
+
+
 def test_generators_are_deterministic_and_seed_dependent():
     a1, _ = images.make_task_a(50, seed=1)
     a2, _ = images.make_task_a(50, seed=1)
