@@ -34,6 +34,9 @@ class Profile:
     # six classes of an earlier near task, the frozen backbone still led at 200 a class (by 5 points,
     # quick) and all layers pulled ahead only with thousands (+2.7 at 1,000, +3.6 at 2,000 a class).
     near_target_sizes: tuple[int, ...] = (24, 120, 12_000)
+    # N_B of notebook 03's learning-rate schemes (its figures read 100; at 1,000 in the larger
+    # profiles: 70 s of one worker in the quick one, for a row no claim reads; issue 17)
+    lr_scheme_sizes: tuple[int, ...] = (100,)
     # --- speech (notebook 04) ---
     speech_words_a: int = 100  # words in task A's vocabulary
     speech_clips_a: int = 12_000  # task-A training clips ("10,000 hours" analogue)
@@ -62,6 +65,7 @@ PROFILES: dict[str, Profile] = {
         n_task_b_test=4_000,
         target_sizes=(50, 100, 300, 1_000, 5_000),
         seeds=(0, 1, 2, 3, 4),
+        lr_scheme_sizes=(100, 1_000),
         speech_clips_a=30_000,
         speech_stream_hours=4.0,
         speech_epochs_a=10,
@@ -82,6 +86,7 @@ PROFILES: dict[str, Profile] = {
         n_task_b_test=5_000,
         target_sizes=(50, 100, 300, 1_000, 3_000, 10_000),
         seeds=(0, 1, 2, 3, 4),
+        lr_scheme_sizes=(100, 1_000),
         width=48,
         batch_size=128,
         speech_clips_a=60_000,

@@ -33,6 +33,9 @@ from helpers.results import atomic_write_text
 from helpers.runtime import get_device
 
 STRATEGIES = ("scratch", "last layer", "last block", "all layers")
+# The near task asks how much of a pre-trained network to retrain; scratch answers another question
+# (the X-ray sweep's) and its runs on the near task's 12,000 images cost 92 s of one worker (issue 17).
+NEAR_STRATEGIES = ("last layer", "last block", "all layers")
 EXPERIMENT_VERSION = 4  # bump when the code of an experiment changes (a recipe change re-keys by itself)
 
 # One recipe for every strategy: the comparison is about initialisation, not tuning.
@@ -347,9 +350,10 @@ def sweep(profile: Profile, device: torch.device | None = None) -> list[dict]:
 
 
 def near_sweep(profile: Profile, device: torch.device | None = None) -> list[dict]:
-    """Strategies x sizes x seeds on the NEAR task (new objects drawn like task A's; notebook 03's
-    other half of "how much to retrain"): the sizes are ``profile.near_target_sizes``."""
-    return run_grid(profile, STRATEGIES, profile.near_target_sizes, profile.seeds, device=device, target="near")
+    """The pre-trained strategies (NEAR_STRATEGIES) x sizes x seeds on the NEAR task (new objects
+    drawn like task A's; notebook 03's other half of "how much to retrain"): the sizes are
+    ``profile.near_target_sizes``."""
+    return run_grid(profile, NEAR_STRATEGIES, profile.near_target_sizes, profile.seeds, device=device, target="near")
 
 
 def photo_crops_size(profile: Profile) -> int:
@@ -564,10 +568,12 @@ def fine_tune_scheme(scheme: str, pretrained: nn.Module, X: Tensor, y: Tensor, X
     return train.accuracy(model, train.to_device(X_test, device), y_test.to(device))
 
 
-def lr_schemes(profile: Profile, sizes: tuple[int, ...] = (100, 1_000), device: torch.device | None = None
+def lr_schemes(profile: Profile, sizes: tuple[int, ...] | None = None, device: torch.device | None = None
                ) -> list[dict]:
     """Every learning-rate scheme x N_B x seed on the X-rays, from the big pre-trained network; one
-    row per run ("scheme", "n_b", "seed", "accuracy"), cached one by one."""
+    row per run ("scheme", "n_b", "seed", "accuracy"), cached one by one. ``sizes``: default
+    ``profile.lr_scheme_sizes``."""
+    sizes = sizes or profile.lr_scheme_sizes
     combos = [(seed, n_b, scheme) for seed in profile.seeds for n_b in sizes for scheme in LR_SCHEMES]
     order = cache.deferring(combos, lambda c: _scheme_path(profile, c[2], c[1], c[0]))
     rows = {combo: _scheme_run(profile, combo[2], combo[1], combo[0], device) for combo in order}

@@ -147,7 +147,8 @@ def test_near_task_is_new_objects_and_keyed_apart_from_the_xrays(tiny):
     from helpers.data import images
     assert not set(images.NEAR_CLASSES) & set(images.TASK_A_CLASSES)
     rows = experiments.near_sweep(tiny, device=torch.device("cpu"))
-    assert len(rows) == len(experiments.STRATEGIES) * len(tiny.near_target_sizes) * len(tiny.seeds)
+    assert len(rows) == len(experiments.NEAR_STRATEGIES) * len(tiny.near_target_sizes) * len(tiny.seeds)
+    assert "scratch" not in {row["strategy"] for row in rows}
     near = experiments.run_key(tiny, "scratch", 24, 0, None, "none", target="near")
     assert near != experiments.run_key(tiny, "scratch", 24, 0, None, "none")
     with pytest.raises(ValueError, match="unknown target task"):

@@ -122,3 +122,49 @@ def test_fit_applies_augment_to_training_batches_only():
     train.fit(nn.Linear(10, 2), X, y, epochs=2, batch_size=16, device=CPU, progress=False,
               augment=augment, X_val=X, y_val=y)
     assert seen == [16] * 8  # 4 batches x 2 epochs; validation is not augmented
+
+
+def _train_steps(optimizer_class, model: nn.Module, groups, steps: int = 25) -> nn.Module:
+    """A few steps of a one-cycle schedule; ``groups`` maps the model to parameter groups."""
+    gen = torch.Generator().manual_seed(3)
+    X, y = torch.randn(32, 10, generator=gen), torch.randint(0, 3, (32,), generator=gen)
+    optimizer = optimizer_class(groups(model), lr=2e-3, weight_decay=5e-4, **(
+        {"fused": True} if optimizer_class is torch.optim.AdamW else {}))
+    scheduler = train.one_cycle(optimizer, steps)
+    for _ in range(steps):
+        loss = nn.functional.cross_entropy(model(X), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+    return model
+
+
+@pytest.mark.parametrize("grouping", ["one group", "two rates and an unused parameter"])
+def test_lean_adamw_gives_torch_fused_adamws_weights_bit_for_bit(grouping):
+    torch.manual_seed(0)
+    base = nn.Sequential(nn.Linear(10, 16), nn.ReLU(), nn.Linear(16, 3))
+    unused = nn.Parameter(torch.ones(4))  # in a group but never in the graph: no gradient, no update
+
+    def groups(model):
+        if grouping == "one group":
+            return list(model.parameters())
+        return [{"params": list(model[0].parameters()) + [unused], "lr": 2e-4}, {"params": model[2].parameters()}]
+
+    torch_model = _train_steps(torch.optim.AdamW, copy.deepcopy(base), groups)
+    lean_model = _train_steps(train.LeanAdamW, copy.deepcopy(base), groups)
+    assert all(torch.equal(a, b) for a, b in zip(torch_model.state_dict().values(), lean_model.state_dict().values()))
+    assert not torch.equal(torch_model[2].weight, base[2].weight)  # it trained
+    assert torch.equal(unused, torch.ones(4))
+
+
+def test_lean_adamw_state_round_trips_through_state_dict():
+    torch.manual_seed(0)
+    model = nn.Linear(10, 3)
+    optimizer, _ = train.make_optimizer(model.parameters(), 1e-3, 0.0, 10)
+    nn.functional.cross_entropy(model(torch.randn(4, 10)), torch.tensor([0, 1, 2, 0])).backward()
+    optimizer.step()
+    again, _ = train.make_optimizer(model.parameters(), 1e-3, 0.0, 10)
+    again.load_state_dict(optimizer.state_dict())
+    assert float(again.state[model.weight]["step"]) == 1.0
+    assert torch.equal(again.state[model.weight]["exp_avg"], optimizer.state[model.weight]["exp_avg"])

@@ -30,12 +30,13 @@ from helpers.runtime import get_device
 def naive_fit(model: nn.Module, X: Tensor, y: Tensor, epochs: int, batch_size: int, seed: int,
               device: torch.device) -> None:
     """The textbook loop: a DataLoader over a TensorDataset on the CPU, per-sample collation, each
-    batch copied to the device; same optimiser and schedule as ``train.fit``."""
+    batch copied to the device; torch's AdamW (fused kernel) with the schedule of ``train.fit``."""
     torch.manual_seed(seed)
     model.to(device)
     loader = DataLoader(TensorDataset(X.cpu(), y.cpu()), batch_size=batch_size, shuffle=True)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer, scheduler = train.make_optimizer(params, 2e-3, 5e-4, epochs * len(loader))
+    optimizer = torch.optim.AdamW(params, lr=2e-3, weight_decay=5e-4, fused=True)
+    scheduler = train.one_cycle(optimizer, epochs * len(loader))
     model.train()
     for _ in range(epochs):
         for xb, yb in loader:
