@@ -168,3 +168,15 @@ def test_lean_adamw_state_round_trips_through_state_dict():
     again.load_state_dict(optimizer.state_dict())
     assert float(again.state[model.weight]["step"]) == 1.0
     assert torch.equal(again.state[model.weight]["exp_avg"], optimizer.state[model.weight]["exp_avg"])
+
+
+def test_lean_adamw_hands_what_it_does_not_cover_to_torch():
+    torch.manual_seed(0)
+    base = nn.Sequential(nn.Linear(10, 16), nn.ReLU(), nn.Linear(16, 3))
+
+    def amsgrad(model):  # a group asking for AMSGrad: LeanAdamW's own step does not do it
+        return [{"params": list(model.parameters()), "amsgrad": True}]
+
+    torch_model = _train_steps(torch.optim.AdamW, copy.deepcopy(base), amsgrad)
+    lean_model = _train_steps(train.LeanAdamW, copy.deepcopy(base), amsgrad)
+    assert all(torch.equal(a, b) for a, b in zip(torch_model.state_dict().values(), lean_model.state_dict().values()))
