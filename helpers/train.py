@@ -126,9 +126,10 @@ class LeanAdamW(torch.optim.AdamW):
     checkpoints work unchanged; it skips the per-step bookkeeping torch's general optimizer does
     (hooks, grouping tensors by device and dtype, checks for features we do not use), and
     ``zero_grad`` sets the gradients to None in a plain loop. For a linear head on cached features
-    a step took ~90 µs instead of ~40 (measured inside ``fit`` on this course's CPU); for a
-    convolutional network it makes no difference. Anything beyond the plain case (AMSGrad,
-    ``maximize``, tensor learning rates, capturable, sparse or complex parameters) goes to torch's step.
+    the optimiser step took ~60 µs instead of ~90 and zero_grad ~2 µs instead of ~27 (measured inside
+    ``fit`` on this course's CPU); for a convolutional network it makes no difference. Anything beyond the plain case (AMSGrad,
+    ``maximize``, tensor learning rates, capturable, sparse or complex parameters, a group whose
+    parameters differ in device or dtype) goes to torch's step, before anything is updated.
     """
 
     def __init__(self, params: Iterable[nn.Parameter] | list[dict], lr: float, weight_decay: float) -> None:
@@ -136,8 +137,13 @@ class LeanAdamW(torch.optim.AdamW):
         self._lean = hasattr(torch, "_fused_adamw_")
 
     def _plain(self, group: dict) -> bool:
-        return (self._lean and not group["amsgrad"] and not group["maximize"] and not group["capturable"]
-                and not isinstance(group["lr"], Tensor) and not group.get("differentiable", False))
+        """Whether this group is the plain case LeanAdamW's own step handles (see the class)."""
+        if (not self._lean or group["amsgrad"] or group["maximize"] or group["capturable"]
+                or isinstance(group["lr"], Tensor) or group.get("differentiable", False)):
+            return False
+        params = [p for p in group["params"] if p.grad is not None]
+        return (len({(p.device, p.dtype) for p in params}) <= 1  # one kernel call: one device and dtype
+                and not any(p.grad.is_sparse or p.is_complex() for p in params))
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
@@ -146,8 +152,6 @@ class LeanAdamW(torch.optim.AdamW):
             return super().step(closure)
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
-            if any(p.grad.is_sparse or p.is_complex() for p in params):
-                return super().step()
             if not params:
                 continue
             for p in params:

@@ -175,8 +175,25 @@ def test_lean_adamw_hands_what_it_does_not_cover_to_torch():
     base = nn.Sequential(nn.Linear(10, 16), nn.ReLU(), nn.Linear(16, 3))
 
     def amsgrad(model):  # a group asking for AMSGrad: LeanAdamW's own step does not do it
-        return [{"params": list(model.parameters()), "amsgrad": True}]
+        return [{"params": list(model[0].parameters()), "amsgrad": True}, {"params": model[2].parameters()}]
 
     torch_model = _train_steps(torch.optim.AdamW, copy.deepcopy(base), amsgrad)
     lean_model = _train_steps(train.LeanAdamW, copy.deepcopy(base), amsgrad)
+    assert all(torch.equal(a, b) for a, b in zip(torch_model.state_dict().values(), lean_model.state_dict().values()))
+
+
+def test_lean_adamw_hands_a_group_of_mixed_dtypes_to_torch():
+    torch.manual_seed(0)
+    base = nn.Sequential(nn.Linear(10, 16), nn.ReLU(), nn.Linear(16, 3))
+    base[0].double()  # one layer in float64: torch's step groups tensors by dtype, one kernel each
+    class Mixed(nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, x):
+            return self.model[2](self.model[1](self.model[0](x.double())).float())
+
+    torch_model = _train_steps(torch.optim.AdamW, Mixed(copy.deepcopy(base)), lambda m: list(m.parameters()))
+    lean_model = _train_steps(train.LeanAdamW, Mixed(copy.deepcopy(base)), lambda m: list(m.parameters()))
     assert all(torch.equal(a, b) for a, b in zip(torch_model.state_dict().values(), lean_model.state_dict().values()))
