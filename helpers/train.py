@@ -127,9 +127,10 @@ class LeanAdamW(torch.optim.AdamW):
     (hooks, grouping tensors by device and dtype, checks for features we do not use), and
     ``zero_grad`` sets the gradients to None in a plain loop. For a linear head on cached features
     the optimiser step took ~60 µs instead of ~90 and zero_grad ~2 µs instead of ~27 (measured inside
-    ``fit`` on this course's CPU); for a convolutional network it makes no difference. Anything beyond the plain case (AMSGrad,
-    ``maximize``, tensor learning rates, capturable, sparse or complex parameters, a group whose
-    parameters differ in device or dtype) goes to torch's step, before anything is updated.
+    ``fit`` on this course's CPU); for a convolutional network it makes no difference. Anything
+    beyond the plain case (AMSGrad, ``maximize``, tensor learning rates, capturable, sparse or complex
+    parameters, a group whose parameters differ in device or dtype) goes to torch's step, before
+    anything is updated.
     """
 
     def __init__(self, params: Iterable[nn.Parameter] | list[dict], lr: float, weight_decay: float) -> None:
