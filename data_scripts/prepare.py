@@ -51,10 +51,15 @@ STEPS: list[tuple[str, str]] = [
 ]
 
 
-# The second worker starts with the speech steps and the controls of notebook 05 while the first
-# pre-trains the image recognizer, then walks the image steps from their other end.
-SECOND_WORKER_ORDER = ("speech", "speech-models", "custom-wake-word", "speech-reversed", "counter-examples",
-                       "image-sweep", "images", "your-own-images")
+# The second worker builds notebook 04's speech steps while the first pre-trains the image
+# recognizer, then helps with the image steps in the notebooks' order (each step from its other
+# end), so that `make run` finds notebooks 03 and 04 ready early: with the speech steps of
+# notebooks 05 and 07 before the image sweep, notebook 03 waited for one worker to build the whole
+# sweep (its page came after 1,242 s of a cold quick run instead of ~800; issue 17). Last, the
+# second worker takes notebook 07's runs while the first builds notebook 05's speech counter-example
+# (one 160-s item that the other would otherwise wait for).
+SECOND_WORKER_ORDER = ("speech", "speech-models", "image-sweep", "counter-examples", "custom-wake-word",
+                       "speech-reversed", "images", "your-own-images")
 
 
 def load_step(target: str) -> Callable[[config.Profile], object]:
