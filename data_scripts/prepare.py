@@ -103,11 +103,7 @@ def run_steps(steps: list[tuple[str, str]], profile: config.Profile, prefix: str
 
 def default_workers() -> int:
     """2 worker processes on a CPU with 2+ cores (``TL_PREPARE_WORKERS`` overrides), else 1."""
-    if os.environ.get("TL_PREPARE_WORKERS"):
-        return max(1, int(os.environ["TL_PREPARE_WORKERS"]))
-    if runtime.get_device().type != "cpu":
-        return 1  # one process drives the GPU
-    return 2 if (os.cpu_count() or 1) >= 2 else 1
+    return runtime.prepare_workers()
 
 
 def worker_order(steps: list[tuple[str, str]], index: int) -> list[tuple[str, str]]:

@@ -52,6 +52,23 @@ def configure_threads() -> int:
     return torch.get_num_threads()
 
 
+def prepare_workers() -> int:
+    """Worker processes of ``data_scripts/prepare.py``: ``$TL_PREPARE_WORKERS``, else 2 on a CPU with
+    2+ cores (one thread each), else 1 (one process drives a GPU)."""
+    if os.environ.get("TL_PREPARE_WORKERS"):
+        return max(1, int(os.environ["TL_PREPARE_WORKERS"]))
+    if get_device().type != "cpu":
+        return 1
+    return 2 if (os.cpu_count() or 1) >= 2 else 1
+
+
+def threads_beside_prepare() -> int:
+    """Torch threads for a notebook kernel while prepare's workers (one thread each) are busy: the
+    cores they leave, at least 1. Two threads beside two workers on two cores were ~3x slower than
+    one each (OpenMP threads spin while their partner waits for a core; measured in make run)."""
+    return max(1, (os.cpu_count() or 1) - prepare_workers())
+
+
 def seed_everything(seed: int) -> torch.Generator:
     """Seed Python, NumPy and torch; return a torch.Generator seeded the same way."""
     random.seed(seed)

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from helpers import config
+from helpers import config, runtime
 from helpers.authoring import course, notebooks
 
 PREPARE = config.REPO_ROOT / "data_scripts" / "prepare.py"
@@ -214,6 +215,31 @@ def test_run_with_prepare_starts_a_notebook_when_its_steps_are_done(
     out = capsys.readouterr().out
     assert "01_pretraining.ipynb waits for prepare: images" in out and "page ready" in out
     assert set(timings) == {"01_pretraining"}
+
+
+def test_a_notebook_beside_a_running_prepare_gets_the_cores_its_workers_leave(
+        build: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TL_THREADS")  # set by the fixture: a user's setting would be kept
+    seen = tmp_path / "threads.txt"
+    path = write_notebook(tmp_path / "01_pretraining.ipynb",
+                          f"import os, pathlib\npathlib.Path({str(seen)!r}).write_text("
+                          "os.environ['TL_THREADS'] + ' ' + os.environ['OMP_NUM_THREADS'])")
+    # prepare is still running when the notebook starts: it ends once the notebook has written
+    command = fake_prepare(tmp_path, f"(status / 'images.done').write_text('1')\n"
+                                     f"while not pathlib.Path({str(seen)!r}).exists():\n    time.sleep(0.1)\n")
+    course.run_course([path], "quick", 120, prepare=True, prepare_command=command)
+    threads = str(runtime.threads_beside_prepare())
+    assert seen.read_text() == f"{threads} {threads}"
+
+
+def test_threads_beside_prepare_are_the_cores_its_workers_leave(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runtime, "get_device", lambda: torch.device("cpu"))
+    monkeypatch.delenv("TL_PREPARE_WORKERS", raising=False)
+    for cores, workers, threads in ((1, 1, 1), (2, 2, 1), (16, 2, 14)):
+        monkeypatch.setattr(os, "cpu_count", lambda cores=cores: cores)
+        assert (runtime.prepare_workers(), runtime.threads_beside_prepare()) == (workers, threads)
+    monkeypatch.setenv("TL_PREPARE_WORKERS", "1")
+    assert runtime.threads_beside_prepare() == 15
 
 
 def test_run_with_prepare_stops_when_prepare_fails(build: Path, tmp_path: Path) -> None:

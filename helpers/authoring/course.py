@@ -106,6 +106,15 @@ class BackgroundPrepare:
             if missing:
                 time.sleep(0.5)
 
+    def kernel_threads(self) -> int | None:
+        """Torch threads for a notebook starting now: what prepare's workers leave while it runs
+        (runtime.threads_beside_prepare), None (the default) once it has ended."""
+        if self.proc.poll() is not None:
+            return None
+        from helpers import runtime  # here: it imports torch, which the other commands do not need
+
+        return runtime.threads_beside_prepare()
+
     def finish(self) -> None:
         """Wait for prepare to end; NotebookError when it failed."""
         self.wait_for(None, "the course")
@@ -249,16 +258,20 @@ def notebook_client(nb: NotebookNode, timeout: int, **kwargs: object) -> object:
     return PatientClient(nb, timeout=timeout, **kwargs)
 
 
-def execute_notebook(path: Path, profile: str, timeout: int) -> float:
+def execute_notebook(path: Path, profile: str, timeout: int, threads: int | None = None) -> float:
     """Run one notebook in a fresh kernel, save its outputs; return the wall time in seconds.
 
-    Raises NotebookError naming the failing cell; the partly executed copy is still saved.
+    threads: torch threads of the kernel (``TL_THREADS`` and ``OMP_NUM_THREADS``), unless the user
+    set them; None leaves the default. Raises NotebookError naming the failing cell; the partly
+    executed copy is still saved.
     """
     nb = nbformat.read(path, as_version=4)
     tracker = CellTracker()
     client = notebook_client(nb, timeout, kernel_name="python3", on_cell_execute=tracker,
                              resources={"metadata": {"path": str(path.parent)}})
     env = {**os.environ, "TL_PROFILE": profile}
+    if threads is not None and not os.environ.get("TL_THREADS"):
+        env.update(TL_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
     start = time.perf_counter()
     try:
         client.execute(env=env)
@@ -286,8 +299,11 @@ def run_course(paths: list[Path], profile: str, timeout: int, prepare: bool = Fa
         for path in paths:
             if background is not None:
                 background.wait_for(NOTEBOOK_STEPS.get(path.stem), path.name)
-            print(f"--> {path.name} (profile {profile}, {source} data) ...", flush=True)
-            timings[path.stem] = execute_notebook(path, profile, timeout)
+            # beside a running prepare, the kernel takes only the cores its workers leave
+            threads = background.kernel_threads() if background is not None else None
+            print(f"--> {path.name} (profile {profile}, {source} data"
+                  + (f", {threads} thread(s) beside prepare" if threads else "") + ") ...", flush=True)
+            timings[path.stem] = execute_notebook(path, profile, timeout, threads)
             print(f"    {path.name}: {timings[path.stem]:.1f} s"
                   + (f" (page ready {time.perf_counter() - start:.0f} s after the start)" if prepare else ""),
                   flush=True)
