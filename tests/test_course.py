@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import types
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -219,7 +220,8 @@ def test_run_with_prepare_starts_a_notebook_when_its_steps_are_done(
 
 def test_a_notebook_beside_a_running_prepare_gets_the_cores_its_workers_leave(
         build: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("TL_THREADS")  # set by the fixture: a user's setting would be kept
+    for name in ("TL_THREADS", "OMP_NUM_THREADS"):  # set by the fixture or make test: a user's setting is kept
+        monkeypatch.delenv(name, raising=False)
     seen = tmp_path / "threads.txt"
     path = write_notebook(tmp_path / "01_pretraining.ipynb",
                           f"import os, pathlib\npathlib.Path({str(seen)!r}).write_text("
@@ -230,6 +232,20 @@ def test_a_notebook_beside_a_running_prepare_gets_the_cores_its_workers_leave(
     course.run_course([path], "quick", 120, prepare=True, prepare_command=command)
     threads = str(runtime.threads_beside_prepare())
     assert seen.read_text() == f"{threads} {threads}"
+
+
+def test_a_users_thread_setting_is_kept_beside_prepare(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = []
+    client = types.SimpleNamespace(execute=lambda env: seen.append(env))
+    monkeypatch.setattr(course, "notebook_client", lambda *args, **kwargs: client)
+    monkeypatch.setattr(course, "save_outputs", lambda *args: None)
+    path = write_notebook(tmp_path / "01_pretraining.ipynb", "x = 1")
+    monkeypatch.delenv("TL_THREADS", raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    course.execute_notebook(path, "quick", 60, threads=1)
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    course.execute_notebook(path, "quick", 60, threads=1)
+    assert [(env["OMP_NUM_THREADS"], env.get("TL_THREADS")) for env in seen] == [("4", None), ("1", "1")]
 
 
 def test_threads_beside_prepare_are_the_cores_its_workers_leave(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -262,7 +262,7 @@ def execute_notebook(path: Path, profile: str, timeout: int, threads: int | None
     """Run one notebook in a fresh kernel, save its outputs; return the wall time in seconds.
 
     threads: torch threads of the kernel (``TL_THREADS`` and ``OMP_NUM_THREADS``), unless the user
-    set them; None leaves the default. Raises NotebookError naming the failing cell; the partly
+    set either; None leaves the default. Raises NotebookError naming the failing cell; the partly
     executed copy is still saved.
     """
     nb = nbformat.read(path, as_version=4)
@@ -270,7 +270,7 @@ def execute_notebook(path: Path, profile: str, timeout: int, threads: int | None
     client = notebook_client(nb, timeout, kernel_name="python3", on_cell_execute=tracker,
                              resources={"metadata": {"path": str(path.parent)}})
     env = {**os.environ, "TL_PROFILE": profile}
-    if threads is not None and not os.environ.get("TL_THREADS"):
+    if threads is not None and not (os.environ.get("TL_THREADS") or os.environ.get("OMP_NUM_THREADS")):
         env.update(TL_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
     start = time.perf_counter()
     try:
