@@ -422,10 +422,15 @@ def prepare_retraining(profile: Profile) -> None:
     """Build notebook 03's experiments: the sweep on the X-rays and on the near task, the
     learning curves, the real-photo check from both task As (drawn, and photo crops, with the
     photo crops' X-ray runs) and the learning-rate schemes (a data_scripts/prepare.py step)."""
-    learning_curves(profile)  # first: they store the sweep's runs at N_B = 100 as they go
-    parts = [sweep, near_sweep, photo_check, lambda p: photo_check(p, "photo crops"), photo_crops_on_xrays, lr_schemes,
-             lambda p: run_grid(p, ("scratch", "all layers"), (EXERCISE_N_B,), p.seeds)]  # notebook 03, exercise 2
-    for part in cache.in_worker_order(parts):  # a second prepare worker starts from the other end
+    # A second prepare worker walks these from the other end. The first measures the learning
+    # curves first: they store the sweep's runs at N_B = 100 as they go. The second arrives while
+    # task A may still be training: it starts with the task A of photographs, which needs no task A
+    # (with the curves first, it waited 64 s for task A in a fresh clone's make test), and reaches
+    # the curves last, when they are built.
+    parts = [learning_curves, sweep, near_sweep, photo_check, lr_schemes,
+             lambda p: run_grid(p, ("scratch", "all layers"), (EXERCISE_N_B,), p.seeds),  # notebook 03, exercise 2
+             photo_crops_on_xrays, lambda p: photo_check(p, "photo crops")]
+    for part in cache.in_worker_order(parts):
         part(profile)
     print(f"images: notebook 03's runs built ({len(profile.seeds)} seeds)")
 
@@ -468,7 +473,9 @@ def gain_grid(profile: Profile, device: torch.device | None = None) -> dict:
     n_a, n_b = profile.grid_task_a_sizes, profile.grid_target_sizes
     scratch = run_grid(profile, ("scratch",), n_b, profile.seeds, device=device)
     gain, rows = torch.zeros(len(n_a), len(n_b)), list(scratch)
-    for i, size_a in enumerate(n_a):
+    # a second prepare worker starts from the largest task A: its smallest row shares runs with
+    # reversed_sizes, which the first worker builds first (the second would wait for them)
+    for i, size_a in cache.in_worker_order(enumerate(n_a)):
         tuned = run_grid(profile, ("all layers",), n_b, profile.seeds, size_a, device=device)
         rows += tuned
         gain[i] = torch.stack([transfer_gain(scratch + tuned, size_b).mean() for size_b in n_b])
