@@ -55,17 +55,22 @@ def configure_threads() -> int:
 def prepare_workers() -> int:
     """Worker processes of ``data_scripts/prepare.py``: ``$TL_PREPARE_WORKERS``, else 2 on a CPU with
     2+ cores (one thread each), else 1 (one process drives a GPU)."""
-    if os.environ.get("TL_PREPARE_WORKERS"):
-        return max(1, int(os.environ["TL_PREPARE_WORKERS"]))
+    wanted = os.environ.get("TL_PREPARE_WORKERS")
+    if wanted:
+        try:
+            return max(1, int(wanted))
+        except ValueError:
+            raise ConfigError(f"TL_PREPARE_WORKERS={wanted!r} is not a whole number of worker processes") from None
     if get_device().type != "cpu":
         return 1
     return 2 if (os.cpu_count() or 1) >= 2 else 1
 
 
 def threads_beside_prepare() -> int:
-    """Torch threads for a notebook kernel while prepare's workers (one thread each) are busy: the
-    cores they leave, at least 1. Two threads beside two workers on two cores were ~3x slower than
-    one each (OpenMP threads spin while their partner waits for a core; measured in make run)."""
+    """Torch threads for a notebook kernel while prepare's workers are busy: the cores they leave, at
+    least 1. In a cold quick ``make run`` on two cores, kernels with two threads beside the two
+    one-thread workers ran notebooks 01, 04 and 06 in 121, 214 and 321 s; with one thread, 50, 26
+    and 91 s (likely: a thread of a team that waits for a core holds up the others)."""
     return max(1, (os.cpu_count() or 1) - prepare_workers())
 
 

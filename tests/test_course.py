@@ -256,6 +256,9 @@ def test_threads_beside_prepare_are_the_cores_its_workers_leave(monkeypatch: pyt
         assert (runtime.prepare_workers(), runtime.threads_beside_prepare()) == (workers, threads)
     monkeypatch.setenv("TL_PREPARE_WORKERS", "1")
     assert runtime.threads_beside_prepare() == 15
+    monkeypatch.setenv("TL_PREPARE_WORKERS", "two")
+    with pytest.raises(config.ConfigError, match="TL_PREPARE_WORKERS='two' is not a whole number"):
+        runtime.prepare_workers()
 
 
 def test_run_with_prepare_stops_when_prepare_fails(build: Path, tmp_path: Path) -> None:
