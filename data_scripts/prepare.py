@@ -55,7 +55,7 @@ STEPS: list[tuple[str, str]] = [
 # recognizer, then helps with the image steps in the notebooks' order (each step from its other
 # end), so that `make run` finds notebooks 03 and 04 ready early: with the speech steps of
 # notebooks 05 and 07 before the image sweep, notebook 03 waited for one worker to build the whole
-# sweep (its page came 1,242 s after the start of a cold quick make run; 776 s with this order;
+# sweep (its page came 1,242 s after the start of a cold quick make run; 734 s with this order;
 # issue 17). Last, the second worker takes notebook 07's runs while the first builds notebook 05's
 # speech counter-example (one ~160-s item that the other would otherwise wait for).
 SECOND_WORKER_ORDER = ("speech", "speech-models", "image-sweep", "counter-examples", "custom-wake-word",
