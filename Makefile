@@ -118,7 +118,7 @@ test: setup other-voices
 	  --junitxml=$(BUILD)/nbval.xml notebooks/; $(PY) -m helpers.authoring.course check-nbval $(BUILD)/nbval.xml; \
 	echo "== stage notebooks under nbval: $$((SECONDS - t)) s"
 	@t=$$SECONDS; $(RUN_ENV) TL_PROFILE=quick $(PY) -m pytest tests/test_editions.py tests/test_browser.py tests/test_deploy.py -q \
-	  -m "needs_data or browser" -p no:cacheprovider; echo "== stage editions and browser: $$((SECONDS - t)) s"
+	  -m "needs_data or browser" -p no:cacheprovider -n 2; echo "== stage editions and browser: $$((SECONDS - t)) s"
 
 # A workshop under load (tests/test_hub.py): installs JupyterHub (the `hub` extra) and
 # configurable-http-proxy (npm, into .hub/), builds the quick caches, then 4 learners at once.
