@@ -36,10 +36,7 @@ class PretrainRecipe(_Optimised):
     # classes keep their label under both). Fine-tuning and scratch are not augmented.
     max_shift: int = 4  # pixels, each direction
     flip: bool = True  # mirror left-right with probability 1/2
-    # Examples shown at least: a small task A trains for more epochs. 20,000, not 40,000: the 100-
-    # and 3,000-image task As of notebook 05 train in half the time, and the claims that read them
-    # (the reversed sizes, the gain map's corners) kept their margins (issue 17; README).
-    min_samples: int = 20_000
+    min_samples: int = 40_000  # examples shown at least: a small task A trains for more epochs
 
     def epochs_for(self, n_examples: int, profile_epochs: int) -> int:
         """The profile's epochs, or more when ``n_examples`` is small (at least min_samples shown)."""
@@ -85,12 +82,7 @@ class DetectorRecipe:
     lr: float = 2e-3  # peak learning rate of the one-cycle schedule (AdamW), every trained parameter
     weight_decay: float = 5e-4
     batch_size: int = 64  # windows per step
-    # Passes over the wake-word training set: 15, not 20 (issue 17: 40 s less of one worker).
-    # Measured (quick, one-thread processes, 2026-12-07): notebook 04's EER 0.139 transferred (best
-    # arm frozen + new layers, as after 20 passes) vs 0.260 from scratch (0.271 after 20: scratch is
-    # not short of training); notebook 05's speech counter-example, seeds 0-4, gain +1.04 points
-    # (+2.56, +0.33, -1.67, +3.00, +1.00) against +0.02 after 20 passes, inside its bar of 3.
-    epochs: int = 15
+    epochs: int = 20  # passes over the wake-word training set (the profile may set fewer: wakeword.recipe_for)
 
     def optimiser(self) -> dict[str, float | int]:
         """The keyword arguments of ``train.fit`` that this recipe sets."""

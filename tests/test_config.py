@@ -93,3 +93,22 @@ def test_import_has_no_side_effects(tmp_path: Path) -> None:
            "TL_BUILD_DIR": str(tmp_path / "b"), "PATH": "/usr/bin:/bin"}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_training_budgets_come_from_the_profile() -> None:
+    """Issue 17: the quick profile trains its small task As, notebook 07's and the wake-word detectors
+    for less (measured against its claims); standard and full keep the budgets their figures were
+    measured with, and every run's key holds the budget it trained with."""
+    from helpers import custom_wake, experiments, wakeword
+
+    quick, standard, full = (config.get_profile(n) for n in ("quick", "standard", "full"))
+    for profile in (standard, full):
+        assert (profile.pretrain_min_samples, profile.detector_epochs, profile.custom_epochs) == (40_000, 20, 4)
+        assert experiments.pretrain_recipe(profile) == experiments.PRETRAIN
+        assert wakeword.recipe_for(profile) == wakeword.RECIPE
+    assert experiments.pretrain_recipe(quick).min_samples == quick.pretrain_min_samples == 20_000
+    assert wakeword.recipe_for(quick).epochs == quick.detector_epochs < wakeword.RECIPE.epochs
+    assert custom_wake.recipe_for(quick).epochs == quick.custom_epochs < custom_wake.recipe_for(standard).epochs
+    assert experiments._pretrain_epochs(quick, 100) == 200 and experiments._pretrain_epochs(standard, 100) == 400
+    assert experiments.pretrained_key(quick, 100, 0, "standard") != experiments.pretrained_key(
+        config.replace_profile(quick, pretrain_min_samples=40_000), 100, 0, "standard")

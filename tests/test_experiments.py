@@ -11,13 +11,12 @@ from helpers import config, experiments
 def tiny(tmp_path, monkeypatch):
     monkeypatch.setenv("TL_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("TL_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
-    monkeypatch.setattr(experiments, "PRETRAIN", dataclasses.replace(experiments.PRETRAIN, min_samples=400))
     monkeypatch.setattr(experiments, "RECIPE", dataclasses.replace(experiments.RECIPE, min_samples=200,
                                                                    max_samples=400))
     return config.replace_profile(config.get_profile("quick"), n_task_a=400, n_task_a_test=100,
                                   pretrain_epochs=1, n_task_b_pool=200, n_task_b_test=100,
                                   target_sizes=(20, 40), seeds=(0, 1), width=8, near_pool=60,
-                                  near_target_sizes=(24, 60))
+                                  near_target_sizes=(24, 60), pretrain_min_samples=400)
 
 
 def test_pretrained_backbone_is_cached(tiny, monkeypatch):

@@ -280,12 +280,11 @@ def test_fetch_real_command(env: LoopbackServer, monkeypatch: pytest.MonkeyPatch
 
 
 def _tiny_recipes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Budgets of a few steps: these tests check the plumbing on real formats, not the figures."""
+    """Budgets of a few steps: these tests check the plumbing on real formats, not the figures (the
+    profiles below set the budgets a profile holds: pretrain_min_samples, detector_epochs)."""
     from helpers import experiments, wakeword
 
-    monkeypatch.setattr(experiments, "PRETRAIN", dataclasses.replace(experiments.PRETRAIN, min_samples=20))
     monkeypatch.setattr(experiments, "RECIPE", dataclasses.replace(experiments.RECIPE, min_samples=8, max_samples=8))
-    monkeypatch.setattr(wakeword, "RECIPE", dataclasses.replace(wakeword.RECIPE, epochs=1))
     monkeypatch.setattr(wakeword, "REVERSED", dataclasses.replace(wakeword.REVERSED, n_clips_a=4, n_words_a=2,
                                                                   epochs_a=1))
 
@@ -302,7 +301,7 @@ def test_the_image_notebooks_experiment_paths_run_on_real_data(env: LoopbackServ
     monkeypatch.setenv("TL_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
     _tiny_recipes(monkeypatch)
     profile = replace_profile(IMAGE_PROFILE, n_task_a=7, pretrain_epochs=1, width=4, seeds=(0,), target_sizes=(2, 4),
-                              grid_task_a_sizes=(5, 7), grid_target_sizes=(2,))
+                              grid_task_a_sizes=(5, 7), grid_target_sizes=(2,), pretrain_min_samples=20)
     assert data.image_classes("A", profile) == tuple(CIFAR_CLASSES)  # notebook 01
     assert data.image_classes("B", profile) == ("normal", "pneumonia")  # notebook 02
     assert data.task_a_images(profile)["key"]["source"] == "real"
@@ -331,7 +330,7 @@ def test_the_speech_notebooks_experiment_paths_run_on_real_data(env: LoopbackSer
     monkeypatch.setenv("TL_DATA", "real")
     monkeypatch.setenv("TL_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
     _tiny_recipes(monkeypatch)
-    profile = replace_profile(SPEECH_PROFILE, speech_epochs_a=1, seeds=(0,))
+    profile = replace_profile(SPEECH_PROFILE, speech_epochs_a=1, seeds=(0,), detector_epochs=1)
     assert profile.speech_words_a == 100
     task_a, task_b = data.speech_task_a(profile), data.wake_word_task(profile)  # notebook 04
     assert task_a["words"] == ["no", "up", "yes"] and task_b["wake_phrase"] == "marvin"

@@ -68,7 +68,7 @@ def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict:
 @pytest.fixture
 def profile() -> object:
     return replace_profile(get_profile("quick"), speech_words_a=12, speech_clips_a=120, speech_epochs_a=1,
-                           seeds=(0, 1))
+                           detector_epochs=1, seeds=(0, 1))
 
 
 def _linear_layers(module: nn.Module) -> list[nn.Linear]:
