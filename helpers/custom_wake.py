@@ -90,11 +90,10 @@ class CustomRecipe:
 def recipe_for(profile: Profile) -> CustomRecipe:
     """The profile's recipe: ``custom_positives``, ``custom_stream_hours`` and ``custom_epochs`` set its scale.
 
-    The quick profile trains 3 passes, not 4 (issue 17: a quarter less training for notebook 07's six
-    trained runs). Measured (quick, seeds 0-2, one-thread processes, 2026-12-07): FRR at 1 FA/h 0.244
-    transferred, 0.544 from scratch, live demo 15 of 18 caught, against 0.279, 0.829 and 14.7 after 4.
-    Windows of the training stream every 0.5 s instead of 0.25 s (a third less data) broke the bar
-    instead: 0.413 transferred, 11.3 of 18 caught.
+    Measured for issue 17 (quick, seeds 0-2, one-thread processes, 2026-12-07), and not taken: 3
+    passes instead of 4 (FRR at 1 FA/h 0.244 transferred, 0.544 from scratch, live demo 15 of 18, but
+    Flite's voices detected at 0.38 instead of 0.53 at 5 FA/h); windows of the training stream every
+    0.5 s instead of 0.25 s (0.413 transferred: over the quick bar of 0.35; live demo 11.3 of 18).
     """
     return CustomRecipe(positives=profile.custom_positives, negatives=profile.custom_negatives,
                         stream_hours=profile.custom_stream_hours, epochs=profile.custom_epochs)

@@ -93,9 +93,11 @@ def pretrain_recipe(profile: Profile) -> PretrainRecipe:
     """PRETRAIN with the profile's ``pretrain_min_samples``: the examples a small task A is shown at least.
 
     The quick profile's 20,000 (not 40,000) halves the 100- and 3,000-image pre-trainings (issue 17).
-    Measured (quick, seeds 0-2, one-thread processes): reversed sizes -0.33 points (-1.25, +0.25,
-    0.00), the gain map's smallest corner +1.73, task A 19.4 / 18.2 / 19.0 % for the 100-image
-    networks, 19.5-20.9 s each instead of 35-36 s; both claims hold (README, "What the budgets buy").
+    Measured (a fresh clone's make test, quick, one-thread workers, 2026-12-07): each 100-image network
+    15-16 s instead of 30 s, the 3,000-image one 17 s instead of 31 s (task A 44.95 % instead of 58.0 %);
+    reversed sizes -0.33 points (-1.25, +0.25, 0.00; -0.33 before), the gain map at N_B = 100 +1.73 /
+    +3.85 / +7.23 for N_A = 100 / 3,000 / 90,000 (+1.13 / +4.48 / +7.23 before): the claims that read
+    them hold (README, "What the budgets buy").
     """
     return dataclasses.replace(PRETRAIN, min_samples=profile.pretrain_min_samples)
 

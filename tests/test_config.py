@@ -96,9 +96,10 @@ def test_import_has_no_side_effects(tmp_path: Path) -> None:
 
 
 def test_training_budgets_come_from_the_profile() -> None:
-    """Issue 17: the quick profile trains its small task As, notebook 07's and the wake-word detectors
-    for less (measured against its claims); standard and full keep the budgets their figures were
-    measured with, and every run's key holds the budget it trained with."""
+    """Issue 17: the quick profile trains its small task As and notebook 04's wake-word detectors for
+    less (measured against its claims; notebook 07's fewer passes were measured and not taken);
+    standard and full keep the budgets their figures were measured with, and every run's key holds
+    the budget it trained with."""
     from helpers import custom_wake, experiments, wakeword
 
     quick, standard, full = (config.get_profile(n) for n in ("quick", "standard", "full"))
@@ -108,7 +109,7 @@ def test_training_budgets_come_from_the_profile() -> None:
         assert wakeword.recipe_for(profile) == wakeword.RECIPE
     assert experiments.pretrain_recipe(quick).min_samples == quick.pretrain_min_samples == 20_000
     assert wakeword.recipe_for(quick).epochs == quick.detector_epochs < wakeword.RECIPE.epochs
-    assert custom_wake.recipe_for(quick).epochs == quick.custom_epochs < custom_wake.recipe_for(standard).epochs
+    assert custom_wake.recipe_for(quick).epochs == quick.custom_epochs == custom_wake.recipe_for(standard).epochs
     assert experiments._pretrain_epochs(quick, 100) == 200 and experiments._pretrain_epochs(standard, 100) == 400
     assert experiments.pretrained_key(quick, 100, 0, "standard") != experiments.pretrained_key(
         config.replace_profile(quick, pretrain_min_samples=40_000), 100, 0, "standard")
