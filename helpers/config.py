@@ -23,9 +23,9 @@ class Profile:
     n_task_a: int = 90_000  # task-A training images ("a million photos" analogue)
     n_task_a_test: int = 2_000  # task-A test images
     pretrain_epochs: int = 4  # passes over task A
-    # A small task A (notebook 05's 100 and 3,000 images) is shown at least this many examples
-    # (more epochs). Quick: 20,000, measured against the claims that read those networks (issue
-    # 17, README); standard and full keep the 40,000 their figures were measured with.
+    # A small task A (notebook 05's 100 and 3,000 images) is shown at least this many examples, in
+    # more epochs (experiments.pretrain_recipe, where the quick budget's measurement is); standard
+    # and full keep the 40,000 their figures were measured with.
     pretrain_min_samples: int = 20_000
     n_task_b_pool: int = 4_000  # task-B training pool that subsets are drawn from
     n_task_b_test: int = 2_000  # task-B test images (fixed)
@@ -49,16 +49,12 @@ class Profile:
     speech_epochs_a: int = 8  # passes over speech task A
     speech_clips_a_test: int = 2_000  # task-A test clips (held-out voice variants)
     speech_negatives_b: int = 1_500  # wake-word training negatives (1.5-s windows)
-    detector_epochs: int = 15  # passes over notebook 04's (and 05's) wake-word sets (standard, full: 20)
     speech_test_b: int = 1_200  # wake-word test clips (held-out voices, 3-s contexts)
+    detector_epochs: int = 15  # passes over notebook 04's (and 05's) wake-word sets (wakeword.recipe_for)
     # --- your own wake word (notebook 07) ---
     custom_positives: int = 4_000  # synthetic clips of the phrase (training voices)
     custom_negatives: int = 6_000  # negative clips: confusables, words, sentence crops, noise
     custom_stream_hours: float = 1.5  # hours of ordinary speech by the training voices (negatives)
-    # Passes over notebook 07's training set. Not 3 (issue 17, measured 2026-12-07 on a fresh clone):
-    # FRR at 1 FA/h 0.244 transferred and 0.544 from scratch held their bars, but Flite's voices were
-    # detected at 5 FA/h at 0.38 (0.38, 0.34, 0.41) instead of 0.53, under issue 15's half of eSpeak's.
-    custom_epochs: int = 4
     # --- counter-example grid (notebook 05) ---
     grid_task_a_sizes: tuple[int, ...] = (100, 3_000, 90_000)  # N_A values
     grid_target_sizes: tuple[int, ...] = (100, 1_000)  # N_B values (claims read 100; at 1,000 the gain is gone)

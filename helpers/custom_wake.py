@@ -88,7 +88,7 @@ class CustomRecipe:
 
 
 def recipe_for(profile: Profile) -> CustomRecipe:
-    """The profile's recipe: ``custom_positives``, ``custom_stream_hours`` and ``custom_epochs`` set its scale.
+    """The profile's recipe: ``custom_positives`` and ``custom_stream_hours`` set its scale.
 
     Measured for issue 17 (quick, seeds 0-2, one-thread processes, 2026-12-07), and not taken: 3
     passes instead of 4 (FRR at 1 FA/h 0.244 transferred, 0.544 from scratch, live demo 15 of 18, but
@@ -96,7 +96,7 @@ def recipe_for(profile: Profile) -> CustomRecipe:
     0.5 s instead of 0.25 s (0.413 transferred: over the quick bar of 0.35; live demo 11.3 of 18).
     """
     return CustomRecipe(positives=profile.custom_positives, negatives=profile.custom_negatives,
-                        stream_hours=profile.custom_stream_hours, epochs=profile.custom_epochs)
+                        stream_hours=profile.custom_stream_hours)
 
 
 # ----------------------------------------------------------------------------- phrases
