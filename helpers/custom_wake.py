@@ -591,11 +591,17 @@ def prepare(profile: Profile) -> None:
     other_synth(speech.WAKE_PHRASE)
     other_synth_words(profile)  # section 6's encoder check
     demo_recordings(speech.WAKE_PHRASE)  # the live demo's recordings (the notebook's defaults)
-    combos = [(1.0, arm, seed) for seed in profile.seeds for arm in ARMS]
-    combos += [(f, arm, 0) for f in scale_fractions(profile)[:-1] for arm in ("all layers", "scratch")]
+    # Longest first, and both prepare workers take the next run free: the arms that train the encoder
+    # on all the data (~40 s each, scoring included), the curve's smaller scales, largest first, then
+    # the frozen arm (~10 s: it trains only its new layers)
+    trained = ("all layers", "scratch")
+    combos = [(1.0, arm, seed) for seed in profile.seeds for arm in trained]
+    combos += [(f, arm, 0) for f in sorted(scale_fractions(profile)[:-1], reverse=True) for arm in trained]
+    combos += [(1.0, "frozen + new layers", seed) for seed in profile.seeds]
     recognizer_config = wakeword.recognizer_key(profile, profile.speech_clips_a, None, profile.speech_epochs_a, 0)
     order = cache.deferring(combos, lambda c: cache.entry_path("custom_wake_run", run_key(
-        profile, speech.WAKE_PHRASE, recipe, c[1], c[2], recognizer_config, c[0]), artifacts_dir()))
+        profile, speech.WAKE_PHRASE, recipe, c[1], c[2], recognizer_config, c[0]), artifacts_dir()),
+        longest_first=True)
     for fraction, arm, seed in order:
         row = run(profile, speech.WAKE_PHRASE, recipe, arm, seed, fraction=fraction)
         print(f"custom wake word: {arm}, {row['positives']} positives, seed {seed}: "

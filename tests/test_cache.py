@@ -152,6 +152,9 @@ def test_an_entry_another_process_builds_is_deferred_then_loaded(tmp_path: Path,
         monkeypatch.setattr(cache, "REVERSED", True)
         assert list(cache.deferring(["busy", "free", "other"], lambda n: busy if n == "busy" else free)) == \
             ["other", "free", "busy"]
+        # a list sorted longest first is a queue: the second worker walks it in the same order
+        assert list(cache.deferring(["busy", "free", "other"], lambda n: busy if n == "busy" else free,
+                                    longest_first=True)) == ["free", "other", "busy"]
         events = cache.record_events()
         payload = cache.load_or_build("toy", {"v": "busy"}, lambda: {"X": torch.zeros(1)}, root=tmp_path)
         assert payload["X"].tolist() == [0, 1, 2] and [e[:2] for e in events] == [("toy", "waited")]

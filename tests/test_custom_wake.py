@@ -134,3 +134,33 @@ def test_flite_speaks() -> None:
     assert audio.dtype == np.float32 and 0.3 * flite.SAMPLE_RATE < len(audio) < 3 * flite.SAMPLE_RATE
     with pytest.raises(flite.FliteError, match="unknown Flite voice"):
         flite.synthesize(flite.FliteJob("hey nova", "nobody"))
+
+
+def test_prepare_builds_the_longest_runs_first_in_every_worker(monkeypatch: pytest.MonkeyPatch,
+                                                                 tmp_path: Path) -> None:
+    """Notebook 07's runs are a queue both prepare workers take from in the same order, longest
+    first, so neither waits for the other's long run at the end (issue 17)."""
+    monkeypatch.setenv("TL_ARTIFACTS_DIR", str(tmp_path))
+    for name in ("custom_data", "training_stream", "other_synth", "other_synth_words", "demo_recordings"):
+        monkeypatch.setattr(custom_wake, name, lambda *args, **kwargs: None)
+    built: list[tuple[float, str, int]] = []
+
+    def run(profile, phrase, recipe, arm, seed, fraction=1.0):  # noqa: ANN001, ANN202
+        built.append((fraction, arm, seed))
+        return {"positives": 1, "frr_at_1fa": 0.0}
+
+    monkeypatch.setattr(custom_wake, "run", run)
+    profile = get_profile("quick")
+    orders = []
+    for second_worker in (False, True):
+        monkeypatch.setattr(custom_wake.cache, "REVERSED", second_worker)
+        built.clear()
+        custom_wake.prepare(profile)
+        orders.append(list(built))
+    assert orders[0] == orders[1]
+    seeds = len(profile.seeds)
+    assert all(f == 1.0 and arm in ("all layers", "scratch") for f, arm, _ in orders[0][:2 * seeds])
+    assert [f for f, _, _ in orders[0][2 * seeds:-seeds]] == sorted(custom_wake.scale_fractions(profile)[:-1] * 2,
+                                                                     reverse=True)
+    assert {arm for _, arm, _ in orders[0][-seeds:]} == {"frozen + new layers"}
+    assert len(set(orders[0])) == len(orders[0]) == 3 * seeds + 2 * (len(custom_wake.scale_fractions(profile)) - 1)
