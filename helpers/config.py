@@ -59,9 +59,10 @@ class Profile:
     custom_negatives: int = 6_000  # negative clips: confusables, words, sentence crops, noise
     custom_stream_hours: float = 1.5  # hours of ordinary speech by the training voices (negatives)
     # --- counter-example grid (notebook 05) ---
-    # N_A values. Quick maps the two corners its claims read (the lecture's and the counter-example's:
-    # every run of that map is shared with the sweep and the reversed sizes); the larger profiles
-    # fill in the sizes between (a middle row of 3,000 cost 77 s of one worker in quick; issue 17).
+    # N_A values. Quick maps the two task As its claims read (the lecture's corner and the
+    # counter-example's: all its runs but the 100-image row at N_B = 100 are the sweep's and the
+    # reversed sizes'); the larger profiles fill in the sizes between (a middle row of 3,000 cost
+    # 77 s of one worker in quick; issue 17).
     grid_task_a_sizes: tuple[int, ...] = (100, 90_000)
     grid_target_sizes: tuple[int, ...] = (100, 1_000)  # N_B values (claims read 100; at 1,000 the gain is gone)
 

@@ -210,3 +210,32 @@ def test_curves_built_first_store_the_sweeps_runs(tiny, monkeypatch):
     assert calls == []
     assert torch.allclose(curves["all layers"][:, -1].double(), experiments.accuracies(rows, "all layers", 20),
                           atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(config.PROFILES))
+def test_every_profile_has_the_sizes_its_claims_read(name):
+    """Issue 17 trimmed the quick profile's grids to what its claims read: the claims' sizes stay."""
+    profile = config.get_profile(name)
+    assert {50, 100, 1_000} <= set(profile.target_sizes)  # last block at 50; the gain at 100 and 1,000
+    assert {100, 1_000} <= set(profile.grid_target_sizes)  # the map's columns the claims read
+    assert min(profile.grid_task_a_sizes) == 100 and max(profile.grid_task_a_sizes) == profile.n_task_a
+    assert len(profile.near_target_sizes) >= 2 and max(profile.near_target_sizes) == profile.near_pool
+
+
+def test_the_quick_gain_map_shares_its_runs_but_one_cell(monkeypatch, tmp_path):
+    """The quick profile's gain map trains one cell of its own (the 100-image task A at N_B = 100:
+    three runs of 4,000 examples); every other run is one the sweep or the reversed sizes build
+    anyway (its two rows are their task As)."""
+    monkeypatch.setenv("TL_ARTIFACTS_DIR", str(tmp_path))
+    quick = config.get_profile("quick")
+    shared = {experiments.run_path(quick, s, n, seed) for s in experiments.STRATEGIES
+              for n in quick.target_sizes for seed in quick.seeds}
+    shared |= {experiments.run_path(quick, s, 1_000, seed, 100) for s in ("scratch", "all layers")
+               for seed in quick.seeds}
+    grid = {experiments.run_path(quick, "scratch", n, seed) for n in quick.grid_target_sizes for seed in quick.seeds}
+    grid |= {experiments.run_path(quick, "all layers", n, seed, n_a) for n_a in quick.grid_task_a_sizes
+             for n in quick.grid_target_sizes for seed in quick.seeds}
+    assert len(grid) == len(quick.seeds) * len(quick.grid_target_sizes) * (1 + len(quick.grid_task_a_sizes))
+    missing = grid - shared
+    assert {p.name for p in missing} == {experiments.run_path(quick, "all layers", 100, seed, 100).name
+                                            for seed in quick.seeds}
