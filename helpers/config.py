@@ -23,9 +23,9 @@ class Profile:
     n_task_a: int = 90_000  # task-A training images ("a million photos" analogue)
     n_task_a_test: int = 2_000  # task-A test images
     pretrain_epochs: int = 4  # passes over task A
-    # A small task A (notebook 05's 100 and 3,000 images) is shown at least this many examples, in
-    # more epochs (experiments.pretrain_recipe, where the quick budget's measurement is); standard
-    # and full keep the 40,000 their figures were measured with.
+    # A small task A (notebook 05's 100 images; 1,000 and 10,000 in the larger profiles' gain maps) is
+    # shown at least this many examples, in more epochs (experiments.pretrain_recipe, where the quick
+    # budget's measurement is); standard and full keep the 40,000 their figures were measured with.
     pretrain_min_samples: int = 20_000
     n_task_b_pool: int = 4_000  # task-B training pool that subsets are drawn from
     n_task_b_test: int = 2_000  # task-B test images (fixed)

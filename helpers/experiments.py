@@ -51,7 +51,7 @@ RECIPE = FineTuneRecipe()
 PRETRAIN = PretrainRecipe()
 # A seed replicates every random choice it can afford to: a task A of at most this many images
 # (the 100 of the reversed sizes, whose claims read every seed) is pre-trained afresh for every
-# seed (seconds); larger ones (the gain map's middle row, the big task A) once, with seed 0, and
+# seed (seconds); larger ones (the gain map's middle rows, the big task A) once, with seed 0, and
 # shared: the fine-tuning seeds still vary the X-rays drawn and the new head (issue 17: the gain
 # map's 3,000-image row per seed cost two more pre-trainings for a row that carries no claim).
 PER_SEED_PRETRAIN_MAX = 1_000
