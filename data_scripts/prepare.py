@@ -84,61 +84,21 @@ def run_steps(steps: list[tuple[str, str]], profile: config.Profile, prefix: str
 
     status: a folder that gets ``<step>.done`` when a step is complete — every item of it built
     or loaded, including those another worker built (``make run`` starts a notebook on it).
-
-    A worker beside another (``cache.LEAVE_TO_OTHERS``) does not wait at the end of a step for an
-    item the other is still building (``cache.BuiltElsewhere``): it goes on with its next step and
-    tries the step again after each one it finishes (loading what the other built), and after its
-    last step it waits for what is left. Two workers that end a step together thus no longer wait
-    for each other's last run, and a step is still marked done as soon as it is complete.
     """
     if not steps:
         print("prepare: no data steps to run")
-    seconds: dict[str, float] = {}
-    later: list[tuple[str, str]] = []
-
-    def attempt(name: str, target: str) -> bool:
-        start = time.perf_counter()
-        try:
-            load_step(target)(profile)
-            return True
-        except cache.BuiltElsewhere as reason:
-            if (name, target) not in later:
-                print(f"prepare{prefix}: {name}: the rest is another worker's ({reason}); back to it later",
-                      flush=True)
-                later.append((name, target))
-            return False
-        finally:
-            seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
-
-    def finished(name: str, target: str) -> None:
-        if (name, target) in later:
-            later.remove((name, target))
-        _done(name, target, seconds[name], prefix, status)
-
+    seconds = {}
     for name, target in steps:
-        if attempt(name, target):
-            finished(name, target)
-            for step in list(later):  # steps left to the other worker: complete by now?
-                if attempt(*step):
-                    finished(*step)
-    leave, cache.LEAVE_TO_OTHERS = cache.LEAVE_TO_OTHERS, False  # the last steps: wait for the other's items
-    try:
-        for step in list(later):
-            attempt(*step)
-            finished(*step)
-    finally:
-        cache.LEAVE_TO_OTHERS = leave
+        start = time.perf_counter()
+        load_step(target)(profile)
+        seconds[name] = time.perf_counter() - start
+        print(f"prepare{prefix}: {name} ({target}) {seconds[name]:.1f} s", flush=True)
+        if status is not None:
+            marker = status / f"{name}.done"
+            partial = marker.with_name(f".{name}.{os.getpid()}.tmp")
+            partial.write_text(f"{seconds[name]:.1f}\n")
+            os.replace(partial, marker)  # atomic: a reader never sees half a marker
     return seconds
-
-
-def _done(name: str, target: str, seconds: float, prefix: str, status: Path | None) -> None:
-    """Print a finished step's time; with ``status``, write its marker (atomically)."""
-    print(f"prepare{prefix}: {name} ({target}) {seconds:.1f} s", flush=True)
-    if status is not None:
-        marker = status / f"{name}.done"
-        partial = marker.with_name(f".{name}.{os.getpid()}.tmp")
-        partial.write_text(f"{seconds:.1f}\n")
-        os.replace(partial, marker)  # atomic: a reader never sees half a marker
 
 
 def default_workers() -> int:
@@ -245,7 +205,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker is not None:  # one of several workers: record, run in this worker's order, report
         index = int(args.worker.split("/")[0])
         cache.REVERSED = index % 2 == 1
-        cache.LEAVE_TO_OTHERS = int(args.worker.split("/")[1]) > 1  # another worker will finish what it builds
         events = cache.record_events()
         seconds = run_steps(worker_order(steps, index), profile, status=args.status)
         args.report.write_text(json.dumps({"steps": seconds, "events": events}))

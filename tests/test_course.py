@@ -194,36 +194,6 @@ def test_prepare_marks_each_finished_step(tmp_path: Path, capsys: pytest.Capture
     assert "second" in capsys.readouterr().out
 
 
-def test_a_worker_comes_back_to_a_step_another_worker_is_finishing(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    """Beside another worker, a step whose last item the other is still building is left for later
-    (no wait): the next step runs first, the step is tried again after it, and once more, waiting,
-    after the last; it is marked done only once it is complete."""
-    from helpers.data import cache
-
-    prepare = load_prepare_script()
-    (tmp_path / "steps_for_test.py").write_text(
-        "from helpers.data import cache\n"
-        "calls = []\n"
-        "def shared(profile):\n"
-        "    calls.append(cache.LEAVE_TO_OTHERS)\n"
-        "    if cache.LEAVE_TO_OTHERS:\n"
-        "        raise cache.BuiltElsewhere('run-x.pt is being built by another process')\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(cache, "LEAVE_TO_OTHERS", True)
-    status = tmp_path / "status"
-    status.mkdir()
-    steps = [("shared", "steps_for_test:shared"), ("next", "builtins:repr")]
-    seconds = prepare.run_steps(steps, config.get_profile("quick"), status=status)
-    out = capsys.readouterr().out
-    assert out.count("the rest is another worker's") == 1
-    assert out.index("shared: the rest is another worker's") < out.index("next (builtins:repr)") \
-        < out.index("shared (steps_for_test:shared)")
-    assert sys.modules["steps_for_test"].calls == [True, True, False]  # after "next", then waiting
-    assert sorted(p.name for p in status.iterdir()) == ["next.done", "shared.done"]
-    assert set(seconds) == {"shared", "next"} and cache.LEAVE_TO_OTHERS is True
-
-
 def test_every_notebook_names_the_prepare_steps_it_reads() -> None:
     steps = {name for name, _ in load_prepare_script().STEPS}
     assert set(course.NOTEBOOK_STEPS) == {path.stem for path in notebooks.course_notebooks()}

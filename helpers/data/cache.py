@@ -209,10 +209,6 @@ def deferring(items: Iterable[Any], path_of: Callable[[Any], Path | list[Path]],
     every worker walks them in that order (a shared queue): the last item a worker waits for is a
     short one. In opposite orders, the two workers meet wherever the list is, often on two of its
     longest items, and one waits for the other's (26 s at the end of a fresh clone's prepare).
-
-    With :data:`LEAVE_TO_OTHERS` set (a prepare worker beside another), an item that another
-    process is still building when its deferred turn comes raises :class:`BuiltElsewhere` instead
-    of waiting for it: the caller goes on with other work and comes back later (``prepare.py``).
     """
     deferred = []
     for item in (list(items) if longest_first else in_worker_order(items)):
@@ -221,19 +217,7 @@ def deferring(items: Iterable[Any], path_of: Callable[[Any], Path | list[Path]],
             deferred.append(item)
         else:
             yield item
-    for item in deferred:
-        paths = path_of(item)
-        own = paths[0] if isinstance(paths, list) else paths
-        if LEAVE_TO_OTHERS and being_built(own):
-            raise BuiltElsewhere(f"{own.name} is being built by another process")
-        yield item
+    yield from deferred
 
 
 REVERSED = False  # set by a prepare worker that walks the work lists from the other end
-# Set by a prepare worker that has another beside it, for its first pass over the steps (deferring).
-LEAVE_TO_OTHERS = False
-
-
-class BuiltElsewhere(Exception):
-    """What is left of this work is being built by another process (raised by :func:`deferring`
-    only with :data:`LEAVE_TO_OTHERS`): come back to it later instead of waiting now."""
