@@ -194,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         profile = config.get_profile(args.profile)
         steps = select_steps(args.only)
         runtime.configure_threads()
+        arithmetic = runtime.numerics()  # checks TL_CPU_BF16 too
         workers = args.workers if args.workers is not None else default_workers()
         if workers < 1:
             raise config.ConfigError(f"--workers must be 1 or more, got {workers}")
@@ -209,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
         seconds = run_steps(worker_order(steps, index), profile, status=args.status)
         args.report.write_text(json.dumps({"steps": seconds, "events": events}))
         return 0
-    print(f"prepare: profile {profile.name}, data in {config.data_dir()}, {workers} worker(s)", flush=True)
+    print(f"prepare: profile {profile.name}, data in {config.data_dir()}, {workers} worker(s), "
+          f"training in {arithmetic} ({runtime.get_device().type})", flush=True)
     # stopped (e.g. by `make run` when a notebook fails): unwind, so that the workers are stopped too
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if workers == 1:

@@ -114,6 +114,10 @@ def _plain(value: Any) -> Any:
 def experiment_key(kind: str, version: int, data: Sequence[Mapping[str, Any]] = (),
                    recipes: Sequence[Any] = (), **settings: Any) -> dict[str, Any]:
     """The cache key of one experiment: its kind and code version, the keys of the data it reads
-    (each says its source), the recipes it trains with, and its own settings (seed, sizes, ...)."""
+    (each says its source), the recipes it trains with, the arithmetic it trains in on this
+    machine's device ("bf16 autocast" or "fp32": ``runtime.numerics``), and its own settings
+    (seed, sizes, ...)."""
+    from helpers.runtime import numerics  # here: this module stays importable without torch
+
     return {"kind": kind, "version": version, "data": _plain(list(data)), "recipes": _plain(list(recipes)),
-            **_plain(settings)}
+            "numerics": numerics(), **_plain(settings)}

@@ -1,6 +1,7 @@
 """Device, seeds and a one-line description of where the course runs."""
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import random
@@ -36,6 +37,47 @@ def get_device(name: str | None = None) -> torch.device:
     if kind == "mps" and not _mps_available():
         raise ConfigError("TL_DEVICE asks for mps, but this machine has no Apple GPU: unset TL_DEVICE")
     return torch.device(name)
+
+
+_ON, _OFF = ("1", "on", "yes", "true"), ("0", "off", "no", "false")
+
+
+@functools.cache
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has bf16 instructions (AVX-512 BF16 or AMX), which oneDNN's kernels use."""
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(probe() for probe in probes if probe is not None)
+
+
+def cpu_bf16() -> bool:
+    """Whether training on the CPU runs under bf16 autocast: ``$TL_CPU_BF16`` (1 / 0), else when the
+    CPU has bf16 instructions.
+
+    Measured on this course's 2-core CI machine (AMD EPYC with AVX-512 BF16, one thread, torch 2.14;
+    issue 17): a training step of the image CNN 1,737-1,885 images/s under autocast against
+    1,141-1,237 in fp32 (batch 32), 1,944-2,181 against 1,288-1,310 (batch 128), inference 1.6x,
+    the speech recognizer's step 1.5x. A CPU without those instructions emulates bf16 and is
+    several times slower: it trains in fp32.
+    """
+    wanted = os.environ.get("TL_CPU_BF16", "").strip().lower()
+    if wanted in _ON:
+        return True
+    if wanted in _OFF:
+        return False
+    if wanted:
+        raise ConfigError(f"TL_CPU_BF16={wanted!r}: use 1 (bf16 autocast on the CPU) or 0 (fp32), or unset it "
+                          "(bf16 where the CPU has bf16 instructions)")
+    return cpu_has_bf16()
+
+
+def numerics(device: torch.device | None = None) -> str:
+    """The arithmetic training runs in on ``device`` (default: :func:`get_device`): "bf16 autocast"
+    on CUDA and on a CPU with bf16 (:func:`cpu_bf16`), else "fp32". Part of every experiment's
+    cache key: the two give close but not equal results."""
+    device = device or get_device()
+    if device.type == "cuda" or (device.type == "cpu" and cpu_bf16()):
+        return "bf16 autocast"
+    return "fp32"
 
 
 def configure_threads() -> int:
@@ -92,7 +134,8 @@ def describe(device: torch.device | None = None) -> str:
 
 # Measured on the 2-core CI machine (issue 17): pre-training the width-32 image CNN costs about
 # 0.36 ms per task-A image shown with two threads (9,000 images in 3.2 s; quick: 360,000 in 142 s).
-CPU_SECONDS_PER_IMAGE = 0.4e-3
+CPU_SECONDS_PER_IMAGE = 0.4e-3  # in fp32
+BF16_SPEEDUP = 1.5  # under bf16 autocast on a CPU with bf16 (cpu_bf16: 1.4-1.7x measured)
 
 
 def announce_build(what: str, images_shown: int, width: int = 32, device: torch.device | None = None) -> str:
@@ -107,6 +150,7 @@ def announce_build(what: str, images_shown: int, width: int = 32, device: torch.
         estimate = "well under a minute on this GPU"
     else:
         seconds = images_shown * CPU_SECONDS_PER_IMAGE * (width / 32) ** 2 * 2 / max(torch.get_num_threads(), 1)
+        seconds /= BF16_SPEEDUP if numerics(device) == "bf16 autocast" else 1.0
         estimate = (f"about {seconds / 60:.0f} minutes" if seconds >= 90 else f"about {seconds:.0f} s") + \
             f" on this machine ({torch.get_num_threads()} CPU thread(s))"
     line = f"building (once, then cached): {what}; {estimate}"

@@ -1,8 +1,9 @@
 """The training engine: tensors on the device, batches by slicing, one short loop.
 
 No per-sample ``Dataset`` on the hot path: the whole (small) data set lives on the device, an
-epoch is a random permutation of indices, and a batch is one ``index_select``. On CUDA the
-forward pass runs under bf16 autocast; on the CPU it does not (bf16 is ~6x slower there).
+epoch is a random permutation of indices, and a batch is one ``index_select``. The forward pass
+runs under bf16 autocast on CUDA and on a CPU with bf16 instructions (1.4-1.7x faster there:
+``runtime.cpu_bf16``); elsewhere in fp32 (a CPU without them emulates bf16, several times slower).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from helpers.runtime import get_device
+from helpers.runtime import get_device, numerics
 
 
 @dataclass
@@ -31,9 +32,9 @@ class History:
 
 
 def autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA, nothing elsewhere (bf16 is ~6x slower on this kind of CPU)."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+    """bf16 autocast where ``runtime.numerics`` says so (CUDA; a CPU with bf16), nothing elsewhere."""
+    if numerics(device) == "bf16 autocast":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 

@@ -5,7 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import train
+from helpers import runtime, train
+from helpers.config import ConfigError
+from helpers.recipes import FineTuneRecipe, experiment_key
 
 CPU = torch.device("cpu")
 
@@ -70,18 +72,58 @@ def test_ctrl_c_returns_the_best_model_so_far(monkeypatch):
     assert all(torch.equal(model.state_dict()[name], best[name]) for name in best)
 
 
-def test_cached_features_equal_the_backbone_output():
+def test_cached_features_equal_the_backbone_output(monkeypatch):
     backbone = nn.Sequential(nn.Linear(10, 4), nn.ReLU())
     X, _ = separable_data(50)
     with torch.no_grad():
         expected = backbone(X)
+    monkeypatch.setenv("TL_CPU_BF16", "0")
     assert torch.allclose(train.cached_features(backbone, X, device=CPU), expected)
+    monkeypatch.setenv("TL_CPU_BF16", "1")  # computed in bf16, returned as float32
+    features = train.cached_features(backbone, X, device=CPU)
+    assert features.dtype == torch.float32 and torch.allclose(features, expected, rtol=0.02, atol=0.02)
 
 
-def test_autocast_is_off_on_cpu():
+def test_autocast_on_cpu_follows_tl_cpu_bf16(monkeypatch):
+    monkeypatch.setenv("TL_CPU_BF16", "0")
     with train.autocast(CPU):
         out = nn.Linear(4, 4)(torch.randn(2, 4))
-    assert out.dtype == torch.float32
+    assert out.dtype == torch.float32 and runtime.numerics(CPU) == "fp32"
+    monkeypatch.setenv("TL_CPU_BF16", "1")
+    with train.autocast(CPU):
+        out = nn.Linear(4, 4)(torch.randn(2, 4))
+    assert out.dtype == torch.bfloat16 and runtime.numerics(CPU) == "bf16 autocast"
+    monkeypatch.delenv("TL_CPU_BF16")  # unset: what the CPU has
+    assert runtime.numerics(CPU) == ("bf16 autocast" if runtime.cpu_has_bf16() else "fp32")
+    monkeypatch.setenv("TL_CPU_BF16", "maybe")
+    with pytest.raises(ConfigError, match="TL_CPU_BF16"):
+        runtime.numerics(CPU)
+
+
+def test_experiment_keys_name_the_numerics(monkeypatch):
+    monkeypatch.setenv("TL_DEVICE", "cpu")
+    keys = {}
+    for setting in ("0", "1"):
+        monkeypatch.setenv("TL_CPU_BF16", setting)
+        keys[setting] = experiment_key("run", 1, recipes=[FineTuneRecipe()], seed=0)
+    assert keys["0"]["numerics"] == "fp32" and keys["1"]["numerics"] == "bf16 autocast"
+    assert {k: v for k, v in keys["0"].items() if k != "numerics"} == \
+        {k: v for k, v in keys["1"].items() if k != "numerics"}
+
+
+def test_fit_under_cpu_bf16_is_reproducible_and_learns(monkeypatch):
+    monkeypatch.setenv("TL_CPU_BF16", "1")
+    X, y = separable_data(256)
+    weights, losses = [], []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(X.shape[1], 16), nn.ReLU(), nn.Linear(16, 2))
+        history = train.fit(model, X, y, epochs=8, lr=1e-2, batch_size=32, seed=0, device=CPU, progress=False)
+        weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+        losses.append(history.train_loss)
+    assert torch.equal(weights[0], weights[1]) and weights[0].dtype == torch.float32
+    assert losses[0][-1] < losses[0][0] / 2
+    assert train.accuracy(model, X, y) > 0.9
 
 
 def test_random_shift_flip_moves_and_mirrors_images_reproducibly():

@@ -30,7 +30,8 @@ from helpers.runtime import get_device
 def naive_fit(model: nn.Module, X: Tensor, y: Tensor, epochs: int, batch_size: int, seed: int,
               device: torch.device) -> None:
     """The textbook loop: a DataLoader over a TensorDataset on the CPU, per-sample collation, each
-    batch copied to the device; torch's AdamW (fused kernel) with the schedule of ``train.fit``."""
+    batch copied to the device; torch's AdamW (fused kernel) with the schedule of ``train.fit``, and
+    the forward pass in ``train.fit``'s arithmetic (bf16 autocast where it uses it): equal work."""
     torch.manual_seed(seed)
     model.to(device)
     loader = DataLoader(TensorDataset(X.cpu(), y.cpu()), batch_size=batch_size, shuffle=True)
@@ -40,7 +41,8 @@ def naive_fit(model: nn.Module, X: Tensor, y: Tensor, epochs: int, batch_size: i
     model.train()
     for _ in range(epochs):
         for xb, yb in loader:
-            loss = nn.functional.cross_entropy(model(xb.to(device)), yb.to(device))
+            with train.autocast(device):
+                loss = nn.functional.cross_entropy(model(xb.to(device)), yb.to(device))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
