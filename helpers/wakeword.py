@@ -36,7 +36,8 @@ from helpers.recipes import DetectorRecipe, RecognizerRecipe, ReversedSpeech, ex
 from helpers.runtime import get_device
 
 ARMS = ("frozen + new layers", "all layers", "scratch")
-EXPERIMENT_VERSION = 3  # bump when the code of an experiment changes (a recipe change re-keys by itself)
+# 4: detectors scored under train.autocast
+EXPERIMENT_VERSION = 4  # bump when the code of an experiment changes (a recipe change re-keys by itself)
 WIDTH = 16  # KeywordNet stem channels: TC-ResNet8, ~66k parameters
 HOP_FRAMES = 10  # the detector looks at a new 1.5-s window every 10 frames (0.1 s)
 FA_PER_HOUR = (1.0, 5.0)  # operating points of the stream evaluation
@@ -148,7 +149,10 @@ def wake_score(model: nn.Module) -> Callable[[Tensor], Tensor]:
     """A detector's score for a batch of windows: logit(wake word) - logit(other), higher = wake word.
     (The log-odds, not the probability: no ties at 0 or 1 when the detector is very sure.)"""
     def score(x: Tensor) -> Tensor:
-        logits = model(train.to_device(x, next(model.parameters()).device)).float()
+        device = next(model.parameters()).device
+        with train.autocast(device):  # the arithmetic of training (bf16 where it trains in bf16)
+            logits = model(train.to_device(x, device))
+        logits = logits.float()
         return logits[:, 1] - logits[:, 0]
     return score
 

@@ -76,6 +76,9 @@ def test_a_detector_for_another_phrase_on_small_data(monkeypatch: pytest.MonkeyP
     assert meta["phrase"] == phrase and meta["window_frames"] == 148
     window = data["X_train"][:4].float()
     assert torch.allclose(scripted(window), model(window), atol=1e-5)
+    assert meta["scored_in"] in ("bf16 autocast", "fp32")
+    # listening scores an exported detector as the evaluation scored it (the threshold's arithmetic)
+    assert torch.allclose(custom_wake.score_fn(scripted)(window), custom_wake.score_fn(model)(window), atol=0.05)
     recording = custom_wake.save_recording(tmp_path / "rec.wav", torch.zeros(16_000 * 3))
     fired, scores, _ = custom_wake.listen(scripted, {**meta, "threshold": float("inf")},
                                           custom_wake.read_recording(recording))
