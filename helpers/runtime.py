@@ -125,11 +125,11 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 def describe(device: torch.device | None = None) -> str:
-    """One line: Python, torch, device, threads and profile."""
+    """One line: Python, torch, device, arithmetic (bf16 autocast or fp32), threads and profile."""
     device = device or get_device()
     gpu = f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""
     return (f"python {platform.python_version()} | torch {torch.__version__} | device {device}{gpu}"
-            f" | threads {configure_threads()} | profile {get_profile().name}")
+            f" | {numerics(device)} | threads {configure_threads()} | profile {get_profile().name}")
 
 
 # Measured on the 2-core CI machine (issue 17): pre-training the width-32 image CNN costs about

@@ -96,6 +96,7 @@ def test_describe_names_versions_device_profile(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.delenv("TL_THREADS", raising=False)
     line = runtime.describe(torch.device("cpu"))
     assert torch.__version__ in line and "device cpu" in line and "profile quick" in line
+    assert runtime.numerics(torch.device("cpu")) in line
     assert "\n" not in line
 
 
