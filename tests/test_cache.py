@@ -182,6 +182,18 @@ def test_a_read_only_cache_is_read_without_writing_anything(tmp_path: Path, monk
     assert _snapshot(tmp_path) == before  # no lock file, no temporary file, nothing touched
 
 
+def test_a_miss_in_the_other_arithmetic_says_which_tl_cpu_bf16_reads_it(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    built_in_bf16 = {**CONFIG, "numerics": "bf16 autocast"}
+    cache.load_or_build("toy", built_in_bf16, Builder(), root=tmp_path)  # built on a CPU with bf16
+    monkeypatch.setenv(cache.READ_ONLY_ENV, "1")
+    with pytest.raises(cache.CacheMissing, match="trained in bf16 autocast .*TL_CPU_BF16=1"):
+        cache.load_or_build("toy", {**CONFIG, "numerics": "fp32"}, Builder(), root=tmp_path)  # read without
+    with pytest.raises(cache.CacheMissing) as missing:  # nothing of the kind there: no hint
+        cache.load_or_build("other", {**CONFIG, "numerics": "fp32"}, Builder(), root=tmp_path)
+    assert "TL_CPU_BF16" not in str(missing.value)
+
+
 @pytest.mark.parametrize("damage", ["missing", "damaged"])
 def test_a_miss_in_a_read_only_cache_names_the_prepare_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                damage: str) -> None:

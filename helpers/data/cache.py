@@ -56,15 +56,26 @@ def _writable(folder: Path) -> bool:
     return os.access(folder, os.W_OK)
 
 
-def missing_error(name: str, path: Path, why: str) -> CacheMissing:
-    """The error for ``name`` at ``path`` that a read-only store lacks (``why``: how we know it is read-only)."""
+_OTHER_NUMERICS = {"bf16 autocast": ("fp32", "0"), "fp32": ("bf16 autocast", "1")}
+
+
+def missing_error(name: str, path: Path, why: str, config: dict[str, Any] | None = None) -> CacheMissing:
+    """The error for ``name`` at ``path`` that a read-only store lacks (``why``: how we know it is read-only).
+
+    With the entry's ``config``: when the same experiment is there in the other arithmetic (its key's
+    ``numerics``), the error says so and which ``TL_CPU_BF16`` reads it."""
     profile = os.environ.get("TL_PROFILE") or "quick"
+    other = _OTHER_NUMERICS.get((config or {}).get("numerics", ""))
+    hint = ""
+    if other and entry_path(name, {**config, "numerics": other[0]}, path.parent).is_file():
+        hint = (f" It is there trained in {other[0]} (this machine trains in {config['numerics']}): set "
+                f"TL_CPU_BF16={other[1]} to read it, as whoever built the cache did.")
     return CacheMissing(
         f"{name} is missing or damaged in the shared cache {path.parent} ({why}); a read-only cache is never built "
         f"by a learner. Whoever set up this machine builds it once: `TL_DATA_DIR=<shared data folder> "
         f"TL_ARTIFACTS_DIR=<shared artifacts folder> python data_scripts/prepare.py --profile {profile}` "
         f"(deploy/README.md). To build it yourself instead, unset {READ_ONLY_ENV} and point TL_DATA_DIR and "
-        "TL_ARTIFACTS_DIR at folders you can write to.")
+        f"TL_ARTIFACTS_DIR at folders you can write to.{hint}")
 
 
 def config_key(config: dict[str, Any]) -> str:
@@ -155,9 +166,9 @@ def load_or_build(name: str, config: dict[str, Any], build: Callable[[], dict[st
         _event(name, "hit", start)
         return payload
     if read_only():
-        raise missing_error(name, path, f"{READ_ONLY_ENV} is set")
+        raise missing_error(name, path, f"{READ_ONLY_ENV} is set", config)
     if not _writable(path.parent):
-        raise missing_error(name, path, "this account cannot write there")
+        raise missing_error(name, path, "this account cannot write there", config)
     with _build_lock(path):  # a second builder waits here, then finds the entry and loads it
         payload = _read_verified(path)
         if payload is None:
