@@ -96,8 +96,11 @@ def test_file_digest_is_hashlib_of_the_whole_file(tmp_path: Path, algorithm: str
 
 
 def test_download_module_loads_torchvision_only_when_it_downloads() -> None:
-    """helpers.data.cache imports helpers.data.download: it must stay light."""
-    code = "import sys, helpers.data.cache, helpers.data.download; print('torchvision' in sys.modules)"
+    """helpers.data.cache imports helpers.data.download: it must stay light. So must what the notebooks and
+    prepare's workers import (helpers.data.real among them): torchvision costs every process ~1.5 s."""
+    code = ("import sys, helpers.data.cache, helpers.data.download, helpers.data.real, helpers.experiments, "
+            "helpers.wakeword, helpers.custom_wake, helpers.plots, helpers.widgets; "
+            "print('torchvision' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parent.parent)
     assert out.stdout.strip() == "False"

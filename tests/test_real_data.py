@@ -154,6 +154,7 @@ def test_registry_uses_what_the_maintained_libraries_publish() -> None:
     assert (cifar.url, cifar.filename, cifar.checksum) == (torchvision.datasets.CIFAR10.url,
                                                            torchvision.datasets.CIFAR10.filename,
                                                            torchvision.datasets.CIFAR10.tgz_md5)
+    assert real.CIFAR_FOLDER == torchvision.datasets.CIFAR10.base_folder
     commands = real.SOURCES["speech_commands"]
     assert commands.url.endswith("/speech_commands_v0.02.tar.gz") and commands.algorithm == "sha256"
     assert speechcommands._CHECKSUMS[commands.url] == commands.checksum

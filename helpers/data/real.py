@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torchvision
 
 from helpers.config import ConfigError, Profile, data_dir, get_profile
 from helpers.data import download
@@ -73,11 +72,15 @@ def _speech_commands_release() -> tuple[str, str]:
                 "af14739ee7dc311471de98f5f9d2c9191b18aedfe957f4a6ff791c709868ff58")
 
 
-_CIFAR = torchvision.datasets.CIFAR10
+# torchvision's CIFAR10.url, .filename, .tgz_md5 and .base_folder (0.29; tests/test_real_data.py checks that
+# they still agree). Written out: importing torchvision costs every process ~1.5 s (its models import
+# torch._dynamo), and only a download needs it (issue 17).
+CIFAR_URL, CIFAR_FILE = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", "cifar-10-python.tar.gz"
+CIFAR_MD5, CIFAR_FOLDER = "c58f30108f718f92721af3b95e74349a", "cifar-10-batches-py"
 _SPEECH_URL, _SPEECH_SHA256 = _speech_commands_release()
 # Tests point these at a local server (monkeypatch the dict entries).
 SOURCES: dict[str, Source] = {
-    "cifar10": Source("cifar10", _CIFAR.url, _CIFAR.filename, _CIFAR.tgz_md5, "md5",
+    "cifar10": Source("cifar10", CIFAR_URL, CIFAR_FILE, CIFAR_MD5, "md5",
                       "CIFAR-10, 163 MB", "images", folder="cifar-10"),
     # medmnist 3.0.2, medmnist/info.py INFO["pneumoniamnist"]["url"] and ["MD5"] (28x28 release)
     "pneumoniamnist": Source("pneumoniamnist", "https://zenodo.org/records/10519652/files/pneumoniamnist.npz?download=1",
@@ -171,7 +174,7 @@ def _images_payload(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray
 
 def _build_image_task_a(config: dict[str, Any], profile: Profile) -> dict[str, Any]:
     """Read the fetched CIFAR-10 batches and convert them to the generated layout."""
-    folder = _require("cifar10", profile) / _CIFAR.base_folder
+    folder = _require("cifar10", profile) / CIFAR_FOLDER
     with open(folder / "batches.meta", "rb") as handle:
         classes = pickle.load(handle, encoding="latin1")["label_names"]
     train = _read_cifar(folder, [f"data_batch_{k}" for k in range(1, 6)])
