@@ -103,6 +103,8 @@ lab: setup other-voices
 
 # The notebooks run on the caches prepare built, read-only (TL_CACHE_READ_ONLY=1, as on a workshop
 # server: deploy/README.md), so a notebook that needs something prepare does not build fails here.
+# They run beside prepare, each once the prepare steps it reads are done (course with-prepare and the
+# pytest plugin helpers.authoring.after_prepare), as in `make run`.
 # Each stage prints how long it took ("== stage: N s"). Two pytest workers run one thread each:
 # two processes with two threads on two cores oversubscribe them (measured: unit tests 124 s -> 37 s).
 test: setup other-voices
@@ -110,13 +112,12 @@ test: setup other-voices
 	echo "== stage lint and notebook hygiene: $$((SECONDS - t)) s"
 	@t=$$SECONDS; $(RUN_ENV) OMP_NUM_THREADS=1 TL_THREADS=1 $(PY) -m pytest tests -q -n 2 \
 	  -m "not browser and not needs_data and not hub"; echo "== stage unit tests: $$((SECONDS - t)) s"
-	@t=$$SECONDS; $(RUN_ENV) TL_PROFILE=quick $(PY) data_scripts/prepare.py --profile quick --timings; \
-	echo "== stage prepare (quick data and experiments): $$((SECONDS - t)) s"
 	mkdir -p $(BUILD)
-	@t=$$SECONDS; $(RUN_ENV) TL_PROFILE=quick TL_CACHE_READ_ONLY=1 OMP_NUM_THREADS=1 TL_THREADS=1 $(PY) -m pytest --nbval-lax \
-	  --nbval-current-env --nbval-cell-timeout=600 -n 2 --dist loadfile -p no:cacheprovider \
+	@t=$$SECONDS; $(RUN_ENV) TL_PROFILE=quick $(PY) -m helpers.authoring.course with-prepare --profile quick --timings -- \
+	  env TL_CACHE_READ_ONLY=1 OMP_NUM_THREADS=1 TL_THREADS=1 $(PY) -m pytest -p helpers.authoring.after_prepare \
+	  --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -n 2 --dist loadfile -p no:cacheprovider \
 	  --junitxml=$(BUILD)/nbval.xml notebooks/; $(PY) -m helpers.authoring.course check-nbval $(BUILD)/nbval.xml; \
-	echo "== stage notebooks under nbval: $$((SECONDS - t)) s"
+	echo "== stage prepare, and beside it the notebooks under nbval as their data are ready: $$((SECONDS - t)) s"
 	@t=$$SECONDS; $(RUN_ENV) TL_PROFILE=quick $(PY) -m pytest tests/test_editions.py tests/test_browser.py tests/test_deploy.py -q \
 	  -m "needs_data or browser" -p no:cacheprovider -n 2; echo "== stage editions and browser: $$((SECONDS - t)) s"
 

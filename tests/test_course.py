@@ -269,6 +269,48 @@ def test_run_with_prepare_stops_when_prepare_fails(build: Path, tmp_path: Path) 
     assert not (build / "notebooks" / path.name).exists()  # never started
 
 
+def test_other_processes_learn_from_the_status_folder_what_prepare_did(tmp_path: Path) -> None:
+    command = fake_prepare(tmp_path, "(status / 'images.done').write_text('1')\nsys.exit(3)\n")
+    background = course.BackgroundPrepare("quick", command)
+    try:
+        assert course.wait_for_steps(background.folder, ("images",), "01", poll_s=0.05) >= 0
+        with pytest.raises(course.NotebookError, match=r"stopped \(exit 3\) before it built image-sweep, which 03"):
+            course.wait_for_steps(background.folder, ("images", "image-sweep"), "03", poll_s=0.05)
+        assert course.recorded_exit(background.folder) == 3  # what a process that did not start prepare reads
+    finally:
+        background.stop()
+
+
+def test_notebooks_go_to_nbval_in_the_order_their_data_are_ready() -> None:
+    assert set(course.STEPS_READY) == {name for name, _ in load_prepare_script().STEPS}
+    order = sorted(course.NOTEBOOK_STEPS, key=course.readiness)
+    assert order[0] == "00_start_here" and order[-1] == "07_your_own_wake_word"
+    assert order.index("04_wake_word") < order.index("03_last_layer_vs_full") < order.index("05_reversed_sizes")
+    assert course.readiness("99_not_listed") == len(course.STEPS_READY)  # waits for all of prepare: last
+
+
+def test_with_prepare_starts_each_test_when_its_data_are_ready_and_fails_with_prepare(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
+    tests = tmp_path / "test_beside.py"
+    tests.write_text("import os, pathlib, pytest\nstatus = pathlib.Path(os.environ['TL_PREPARE_STATUS'])\n"
+                     "def test_needs_nothing():\n    assert not (status / 'images.done').exists()\n"
+                     "    (status / 'started').write_text('1')\n"
+                     "@pytest.mark.needs_data\n"
+                     "def test_needs_everything():\n    assert (status / 'exit').read_text().strip() == '0'\n")
+    pytest_command = ["--", sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                      "-p", "helpers.authoring.after_prepare", str(tests)]
+    # prepare goes on once the test that needs nothing has run: it did not wait
+    fake = fake_prepare(tmp_path, "while not (status / 'started').exists():\n    time.sleep(0.05)\n"
+                                  "(status / 'images.done').write_text('1')\n")
+    monkeypatch.setattr(course, "PREPARE_SCRIPT", Path(fake[1]))
+    assert course.main(["with-prepare", "--profile", "quick", *pytest_command]) == 0
+    assert "2 passed" in capfd.readouterr().out
+    fake_prepare(tmp_path, "sys.exit(3)\n")  # the same file: prepare fails
+    assert course.main(["with-prepare", "--profile", "quick", *pytest_command]) != 0
+    out = capfd.readouterr().out
+    assert "1 passed" in out and "1 error" in out and "prepare.py stopped (exit 3) before it built everything" in out
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

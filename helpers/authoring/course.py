@@ -7,6 +7,7 @@
     python -m helpers.authoring.course check-nbval REPORT.xml       # every cell ran under nbval
     python -m helpers.authoring.course site                         # build/html/index.html
     python -m helpers.authoring.course student                      # build/student/: editions
+    python -m helpers.authoring.course with-prepare --profile quick -- COMMAND ...   # prepare beside it
 
 ``run`` executes each notebook in order in a fresh kernel of this Python, saves the executed
 copy to build/notebooks/ and an HTML page to build/html/, and stops at the first failing cell
@@ -24,9 +25,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import xml.etree.ElementTree as ET
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +70,12 @@ NOTEBOOK_STEPS: dict[str, tuple[str, ...]] = {
     "07_your_own_wake_word": ("speech", "speech-models", "custom-wake-word"),
 }
 PREPARE_SCRIPT = config.REPO_ROOT / "data_scripts" / "prepare.py"
+# The order in which a cold quick prepare finishes its steps on two workers (fresh clones on the course's
+# 2-core machine, issue 17): `make test` hands the notebooks to nbval in this order of their last step.
+STEPS_READY = ("speech", "speech-models", "images", "your-own-images", "image-sweep", "counter-examples",
+               "speech-reversed", "custom-wake-word")
+PREPARE_STATUS_ENV = "TL_PREPARE_STATUS"  # set by `with-prepare`: the status folder of the prepare beside
+EXIT_MARKER = "exit"  # in a status folder: prepare's exit code, written when it has ended
 
 
 class NotebookError(RuntimeError):
@@ -84,27 +93,30 @@ class BackgroundPrepare:
         self.folder = Path(tempfile.mkdtemp(prefix="prepare-status-"))
         command = command or [sys.executable, str(PREPARE_SCRIPT), "--profile", profile]
         self.proc = subprocess.Popen([*command, "--status", str(self.folder)])
+        # other processes (make test's nbval workers: wait_for_steps) learn from the folder that it ended
+        self.started, self.ended = time.perf_counter(), None
+        threading.Thread(target=self._record_exit, daemon=True).start()
+
+    def _record_exit(self) -> None:
+        code = self.proc.wait()
+        self.ended = time.perf_counter()
+        try:
+            partial = self.folder / f".{EXIT_MARKER}.{os.getpid()}.tmp"
+            partial.write_text(f"{code}\n")
+            os.replace(partial, self.folder / EXIT_MARKER)  # atomic: a reader never sees half of it
+        except OSError:  # stop() removed the folder first: nobody is waiting any more
+            pass
 
     def missing(self, steps: tuple[str, ...] | None) -> list[str]:
         """The steps not done yet (``None``: all of prepare, ['everything'] until it has finished)."""
-        if steps is None:
-            return [] if self.proc.poll() == 0 else ["everything"]
-        return [step for step in steps if not (self.folder / f"{step}.done").exists()]
+        return missing_steps(self.folder, steps, self.proc.poll())
 
     def wait_for(self, steps: tuple[str, ...] | None, name: str) -> None:
         """Return once ``steps`` are done; NotebookError when prepare stopped without them."""
         missing = self.missing(steps)
         if missing:
             print(f"    {name} waits for prepare: {', '.join(missing)} (its progress is printed above)", flush=True)
-        while missing:
-            code = self.proc.poll()
-            missing = self.missing(steps)
-            if missing and code is not None:
-                raise NotebookError(f"data_scripts/prepare.py stopped (exit {code}) before it built "
-                                    f"{', '.join(missing)}, which {name} reads: see its output above, fix the "
-                                    "cause and run again (what it built is kept)")
-            if missing:
-                time.sleep(0.5)
+            wait_for_steps(self.folder, steps, name, exit_code=self.proc.poll)
 
     def kernel_threads(self) -> int | None:
         """Torch threads for a notebook starting now: what prepare's workers leave while it runs
@@ -129,6 +141,48 @@ class BackgroundPrepare:
                 self.proc.kill()
                 self.proc.wait()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def missing_steps(folder: Path, steps: tuple[str, ...] | None, exit_code: int | None) -> list[str]:
+    """The steps a prepare writing to the status ``folder`` has not done yet (``None``: all of it,
+    ['everything'] until it has ended well); ``exit_code``: its exit code, None while it runs."""
+    if steps is None:
+        return [] if exit_code == 0 else ["everything"]
+    return [step for step in steps if not (folder / f"{step}.done").exists()]
+
+
+def recorded_exit(folder: Path) -> int | None:
+    """The exit code BackgroundPrepare recorded in ``folder`` (None while prepare runs)."""
+    marker = folder / EXIT_MARKER
+    return int(marker.read_text()) if marker.exists() else None
+
+
+def wait_for_steps(folder: Path, steps: tuple[str, ...] | None, name: str,
+                   exit_code: Callable[[], int | None] | None = None, poll_s: float = 0.5) -> float:
+    """Return, in any process, once the prepare writing to the status ``folder`` has done ``steps``
+    (``None``: all of it); the seconds waited. NotebookError when it ended without them.
+    ``exit_code``: how to learn that it ended (default: the EXIT_MARKER that BackgroundPrepare writes)."""
+    exit_code = exit_code or (lambda: recorded_exit(folder))
+    start = time.perf_counter()
+    while True:
+        code = exit_code()  # read first: the markers of every step it did are written before it exits
+        missing = missing_steps(folder, steps, code)
+        if not missing:
+            return time.perf_counter() - start
+        if code is not None:
+            raise NotebookError(f"data_scripts/prepare.py stopped (exit {code}) before it built "
+                                f"{', '.join(missing)}, which {name} reads: see its output above, fix the "
+                                "cause and run again (what it built is kept)")
+        time.sleep(poll_s)
+
+
+def readiness(notebook: str) -> int:
+    """When a notebook's data are ready in a cold prepare: the rank of its last step in STEPS_READY
+    (-1: it reads none; after every step: a notebook NOTEBOOK_STEPS does not list)."""
+    if notebook not in NOTEBOOK_STEPS:
+        return len(STEPS_READY)
+    ranks = [STEPS_READY.index(step) if step in STEPS_READY else len(STEPS_READY) for step in NOTEBOOK_STEPS[notebook]]
+    return max(ranks, default=-1)
 
 
 @dataclass
@@ -448,6 +502,30 @@ def cmd_check_nbval(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def cmd_with_prepare(args: argparse.Namespace) -> int:
+    """Run a command while data_scripts/prepare.py builds beside it (``$TL_PREPARE_STATUS`` names its
+    status folder); the command's exit code, or NotebookError when prepare failed."""
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        raise NotebookError("with-prepare needs a command after --, e.g. "
+                            "`python -m helpers.authoring.course with-prepare --profile quick -- pytest ...`")
+    profile = config.get_profile(args.profile).name
+    prepare = [sys.executable, str(PREPARE_SCRIPT), "--profile", profile, *(["--timings"] if args.timings else [])]
+    background = BackgroundPrepare(profile, prepare)
+    try:
+        code = subprocess.run(command, env={**os.environ, PREPARE_STATUS_ENV: str(background.folder)},
+                              check=False).returncode
+        print(f"with-prepare: the command ended (exit {code}) after {time.perf_counter() - background.started:.0f} s",
+              flush=True)
+        if code == 0:
+            background.finish()
+            ended = background.ended or time.perf_counter()
+            print(f"with-prepare: prepare ended after {ended - background.started:.0f} s", flush=True)
+    finally:
+        background.stop()  # stops prepare when the command failed: what it built is kept
+    return code
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface (one sub-command per job)."""
     parser = argparse.ArgumentParser(prog="python -m helpers.authoring.course", description=__doc__,
@@ -469,6 +547,12 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("notebooks", nargs="*", help="default: every notebooks/NN_*.ipynb")
         command.set_defaults(func=func)
     sub.add_parser("table", help="print build/results.json").set_defaults(func=cmd_table)
+    beside = sub.add_parser("with-prepare", help="run a command (after --) while data_scripts/prepare.py builds "
+                            "beside it; make test's nbval waits per notebook (helpers.authoring.after_prepare)")
+    beside.add_argument("--profile", default=None, help="quick, standard or full (default: $TL_PROFILE)")
+    beside.add_argument("--timings", action="store_true", help="prepare prints what each step and item cost")
+    beside.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
+    beside.set_defaults(func=cmd_with_prepare)
     return parser
 
 
