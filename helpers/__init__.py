@@ -43,7 +43,8 @@ Map of the package (module: what it holds)::
     advisor       the lecture's three conditions for transfer, as code
     checks        auto-checks of the exercises, with hints
     authoring/    tools for authors; notebooks never import them
-      course      python -m helpers.authoring.course: run, check-clean, strip, check-nbval, student
+      course      python -m helpers.authoring.course: run, check-clean, strip, check-nbval, student, with-prepare
+      after_prepare  a pytest plugin: make test's notebooks under nbval start once their data are ready
       site        the executed course as static pages (build/html/index.html)
       bench       python -m helpers.authoring.bench: the training engine against naive loops
       notebooks   what course and site share: notebook discovery, cells, the last run's timings
