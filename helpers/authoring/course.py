@@ -95,7 +95,8 @@ class BackgroundPrepare:
         self.proc = subprocess.Popen([*command, "--status", str(self.folder)])
         # other processes (make test's nbval workers: wait_for_steps) learn from the folder that it ended
         self.started, self.ended = time.perf_counter(), None
-        threading.Thread(target=self._record_exit, daemon=True).start()
+        self._watcher = threading.Thread(target=self._record_exit, daemon=True)
+        self._watcher.start()
 
     def _record_exit(self) -> None:
         code = self.proc.wait()
@@ -140,6 +141,7 @@ class BackgroundPrepare:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self._watcher.join(timeout=5)  # it has recorded the exit: nothing is written after the folder is gone
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
