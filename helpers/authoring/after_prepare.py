@@ -34,12 +34,12 @@ def notebook_of(item: pytest.Item) -> str | None:
     return path.stem if path.suffix == ".ipynb" else None
 
 
-def steps_for(item: pytest.Item) -> tuple[str, ...] | None | bool:
-    """What an item waits for: prepare steps, None (all of prepare) or False (nothing)."""
+def steps_for(item: pytest.Item) -> tuple[str, ...] | None:
+    """The prepare steps an item waits for (None: all of prepare; (): none)."""
     notebook = notebook_of(item)
     if notebook is not None:
         return course.NOTEBOOK_STEPS.get(notebook)
-    return None if item.get_closest_marker("needs_data") else False
+    return None if item.get_closest_marker("needs_data") else ()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -51,10 +51,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Wait for the item's prepare steps (before nbval starts the notebook's kernel)."""
-    folder, steps = status_folder(), steps_for(item)
-    if folder is None or steps is False:
+    folder = status_folder()
+    if folder is None:
         return
     try:
-        course.wait_for_steps(folder, steps, notebook_of(item) or item.nodeid)
+        course.wait_for_steps(folder, steps_for(item), notebook_of(item) or item.nodeid)
     except course.NotebookError as error:
         pytest.fail(str(error), pytrace=False)

@@ -93,20 +93,16 @@ class BackgroundPrepare:
         self.folder = Path(tempfile.mkdtemp(prefix="prepare-status-"))
         command = command or [sys.executable, str(PREPARE_SCRIPT), "--profile", profile]
         self.proc = subprocess.Popen([*command, "--status", str(self.folder)])
-        # other processes (make test's nbval workers: wait_for_steps) learn from the folder that it ended
         self.started, self.ended = time.perf_counter(), None
+        # other processes (make test's nbval workers: wait_for_steps) learn from the folder that it ended
         self._watcher = threading.Thread(target=self._record_exit, daemon=True)
         self._watcher.start()
 
     def _record_exit(self) -> None:
         code = self.proc.wait()
         self.ended = time.perf_counter()
-        try:
-            partial = self.folder / f".{EXIT_MARKER}.{os.getpid()}.tmp"
-            partial.write_text(f"{code}\n")
-            os.replace(partial, self.folder / EXIT_MARKER)  # atomic: a reader never sees half of it
-        except OSError:  # stop() removed the folder first: nobody is waiting any more
-            pass
+        if self.folder.is_dir():  # stop() joins this thread before it removes the folder
+            results.atomic_write_text(self.folder / EXIT_MARKER, f"{code}\n")
 
     def missing(self, steps: tuple[str, ...] | None) -> list[str]:
         """The steps not done yet (``None``: all of prepare, ['everything'] until it has finished)."""
