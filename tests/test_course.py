@@ -208,14 +208,42 @@ def fake_prepare(tmp_path: Path, script: str) -> list[str]:
     return [sys.executable, str(path)]
 
 
-def test_run_with_prepare_starts_a_notebook_when_its_steps_are_done(
+def test_run_with_prepare_runs_the_setup_cell_then_waits_for_the_notebooks_steps(
         build: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = write_notebook(tmp_path / "01_pretraining.ipynb", "x = 1")
-    command = fake_prepare(tmp_path, "time.sleep(1)\n(status / 'images.done').write_text('1')\n")
+    started, built = tmp_path / "setup_ran", tmp_path / "data_built"
+    path = write_notebook(tmp_path / "01_pretraining.ipynb",
+                          f"import pathlib\npathlib.Path({str(started)!r}).write_text('1')",
+                          f"assert pathlib.Path({str(built)!r}).exists()")
+    # prepare builds the notebook's data only once its setup cell has run: it did not wait for them
+    command = fake_prepare(tmp_path, f"while not pathlib.Path({str(started)!r}).exists():\n    time.sleep(0.05)\n"
+                                     f"time.sleep(0.5)\npathlib.Path({str(built)!r}).write_text('1')\n"
+                                     "(status / 'images.done').write_text('1')\n")
     timings = course.run_course([path], "quick", 120, prepare=True, prepare_command=command)
     out = capsys.readouterr().out
     assert "01_pretraining.ipynb waits for prepare: images" in out and "page ready" in out
-    assert set(timings) == {"01_pretraining"}
+    assert set(timings) == {"01_pretraining"} and timings["01_pretraining"] > 0
+
+
+def test_every_notebooks_setup_cell_reads_nothing_prepare_builds(tmp_path: Path) -> None:
+    """`make run` and `make test` run a notebook's first code cell before prepare has built its data
+    (course.WaitAfterSetup, helpers.authoring.after_prepare): on empty, read-only caches each one runs
+    and leaves them empty."""
+    paths = [str(path) for path in notebooks.course_notebooks()]
+    for path in paths:
+        nb = nbformat.read(path, as_version=4)
+        first = next(i for i, cell in enumerate(nb.cells) if cell.cell_type == "code")
+        assert course.first_code_cell(nb) == first, f"{path}: its first code cell is empty"  # nbval's cell 0
+    script = ("import sys, nbformat\nfor path in sys.argv[1:]:\n"
+              "    cell = next(c for c in nbformat.read(path, as_version=4).cells if c.cell_type == 'code')\n"
+              "    exec(compile(cell.source, path, 'exec'), {'__name__': '__main__'})\n")
+    folders = {name: tmp_path / name.lower() for name in ("TL_DATA_DIR", "TL_ARTIFACTS_DIR", "TL_BUILD_DIR")}
+    env = {**os.environ, **{name: str(folder) for name, folder in folders.items()}, "TL_CACHE_READ_ONLY": "1",
+           "TL_PROFILE": "quick", "MPLBACKEND": "Agg", "TL_DEVICE": "cpu"}
+    done = subprocess.run([sys.executable, "-c", script, *paths], cwd=notebooks.notebooks_dir(), env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for folder in (folders["TL_DATA_DIR"], folders["TL_ARTIFACTS_DIR"]):
+        assert not folder.exists() or not any(folder.iterdir())
 
 
 def test_a_notebook_beside_a_running_prepare_gets_the_cores_its_workers_leave(
@@ -262,11 +290,12 @@ def test_threads_beside_prepare_are_the_cores_its_workers_leave(monkeypatch: pyt
 
 
 def test_run_with_prepare_stops_when_prepare_fails(build: Path, tmp_path: Path) -> None:
-    path = write_notebook(tmp_path / "03_last_layer_vs_full.ipynb", "x = 1")
+    path = write_notebook(tmp_path / "03_last_layer_vs_full.ipynb", "x = 1", "y = x + 1")
     command = fake_prepare(tmp_path, "(status / 'images.done').write_text('1')\nsys.exit(3)\n")
     with pytest.raises(course.NotebookError, match=r"prepare.py stopped \(exit 3\).*image-sweep"):
         course.run_course([path], "quick", 120, prepare=True, prepare_command=command)
-    assert not (build / "notebooks" / path.name).exists()  # never started
+    executed = nbformat.read(build / "notebooks" / path.name, as_version=4)
+    assert [cell.get("execution_count") for cell in executed.cells[1:]] == [1, None]  # the setup cell only
 
 
 def test_other_processes_learn_from_the_status_folder_what_prepare_did(tmp_path: Path) -> None:
@@ -287,6 +316,16 @@ def test_notebooks_go_to_nbval_in_the_order_their_data_are_ready() -> None:
     assert order[0] == "00_start_here" and order[-1] == "07_your_own_wake_word"
     assert order.index("04_wake_word") < order.index("03_last_layer_vs_full") < order.index("05_reversed_sizes")
     assert course.readiness("99_not_listed") == len(course.STEPS_READY)  # waits for all of prepare: last
+
+
+def test_under_nbval_a_notebooks_setup_cell_waits_for_nothing() -> None:
+    from helpers.authoring import after_prepare
+
+    def cell(number: int) -> object:  # what the plugin reads of an nbval item
+        return types.SimpleNamespace(path=Path("notebooks/03_last_layer_vs_full.ipynb"), cell_num=number)
+
+    assert after_prepare.steps_for(cell(0)) == ()
+    assert after_prepare.steps_for(cell(1)) == course.NOTEBOOK_STEPS["03_last_layer_vs_full"]
 
 
 def test_with_prepare_starts_each_test_when_its_data_are_ready_and_fails_with_prepare(

@@ -102,7 +102,7 @@ def test_site_names_the_data_source_of_the_run(tmp_path, monkeypatch, recorded, 
 def test_run_records_the_data_source_for_the_site(tmp_path, monkeypatch):
     monkeypatch.setenv("TL_BUILD_DIR", str(tmp_path))
     monkeypatch.setenv("TL_DATA", "real")
-    monkeypatch.setattr(course, "execute_notebook", lambda path, profile, timeout, threads=None: 1.5)
+    monkeypatch.setattr(course, "execute_notebook", lambda path, profile, timeout, threads=None, wait=None: 1.5)
     course.run_course(NOTEBOOKS[:1], "quick", timeout=10)
     assert notebooks.load_timings() == {"profile": "quick", "data": "real", "seconds": {NOTEBOOKS[0].stem: 1.5}}
 

@@ -25,14 +25,13 @@ def test_pips_settings_become_uvs_options() -> None:
     assert settings["find-links"] == ["/opt/wheels"]  # PIP_FIND_LINKS beats pip.conf's [global]
     assert settings["index-url"] == ["https://mirror.example/simple"]  # [install] beats [global]
     args = install.uv_arguments(settings)
-    assert args[:4] == ["--index-strategy", "unsafe-best-match", "--compile-bytecode", "--index-url"]
-    pairs = list(zip(args[3::2], args[4::2]))
+    assert args[:3] == ["--index-strategy", "unsafe-best-match", "--index-url"]
+    pairs = list(zip(args[2::2], args[3::2]))
     assert pairs == [("--index-url", "https://mirror.example/simple"),
                      ("--extra-index-url", "file:///opt/pypi/simple"), ("--extra-index-url", "file:///opt/pypi-more/simple"),
                      ("--find-links", "/opt/wheels"), ("--constraint", "/etc/xdg/pip/constraints.txt")]
     assert install.uv_environment(settings)["SSL_CERT_FILE"] == "/etc/ssl/certs/ca-certificates.crt"
-    assert install.uv_arguments(install.pip_settings("")) == ["--index-strategy", "unsafe-best-match",
-                                                              "--compile-bytecode"]
+    assert install.uv_arguments(install.pip_settings("")) == ["--index-strategy", "unsafe-best-match"]
     assert install.uv_arguments({"no-index": ["true"]})[-1] == "--no-index"
 
 

@@ -5,8 +5,9 @@
 
 ``with-prepare`` runs ``data_scripts/prepare.py`` beside pytest and names its status folder in
 ``$TL_PREPARE_STATUS`` (``<step>.done`` per finished step, ``exit`` once it has ended). Before a
-notebook's first cell, this plugin waits for the prepare steps the notebook reads
-(``course.NOTEBOOK_STEPS``; all of prepare for a notebook not listed there), and it hands the notebooks
+notebook's second code cell, this plugin waits for the prepare steps the notebook reads
+(``course.NOTEBOOK_STEPS``; all of prepare for a notebook not listed there): its kernel starts and runs
+the setup cell (imports, device, profile: nothing prepare builds) meanwhile. It hands the notebooks
 to the workers in the order their data become ready (``course.readiness``), so the notebooks run while
 prepare builds the rest, as in ``make run``, instead of after it (issue 17). Tests outside the notebooks
 marked ``needs_data`` wait for all of prepare. A notebook whose steps prepare did not build (it
@@ -35,9 +36,11 @@ def notebook_of(item: pytest.Item) -> str | None:
 
 
 def steps_for(item: pytest.Item) -> tuple[str, ...] | None:
-    """The prepare steps an item waits for (None: all of prepare; (): none)."""
+    """The prepare steps an item waits for (None: all of prepare; (): none, as a notebook's setup cell)."""
     notebook = notebook_of(item)
     if notebook is not None:
+        if getattr(item, "cell_num", None) == 0:  # nbval's count of code cells: the setup cell
+            return ()
         return course.NOTEBOOK_STEPS.get(notebook)
     return None if item.get_closest_marker("needs_data") else ()
 
@@ -50,7 +53,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Wait for the item's prepare steps (before nbval starts the notebook's kernel)."""
+    """Wait for the item's prepare steps (a notebook's setup cell: none; nbval starts the kernel then)."""
     folder = status_folder()
     if folder is None:
         return

@@ -12,9 +12,10 @@
 ``run`` executes each notebook in order in a fresh kernel of this Python, saves the executed
 copy to build/notebooks/ and an HTML page to build/html/, and stops at the first failing cell
 with a message naming the notebook, the cell and the error. With ``--prepare`` (what ``make run``
-does) it starts ``data_scripts/prepare.py`` beside the notebooks and runs each notebook as soon as
-the prepare steps it reads (NOTEBOOK_STEPS) are done, while prepare builds the rest: on a cold
-cache the first lessons are ready in minutes, not after everything is built.
+does) it starts ``data_scripts/prepare.py`` beside the notebooks; each notebook's kernel starts and
+runs its setup cell at once, and the rest as soon as the prepare steps it reads (NOTEBOOK_STEPS)
+are done, while prepare builds the rest: on a cold cache the first lessons are ready in minutes,
+not after everything is built.
 """
 from __future__ import annotations
 
@@ -195,6 +196,41 @@ class CellTracker:
         self.first_line = first_source_line(cell)
 
 
+def first_code_cell(nb: NotebookNode) -> int:
+    """Index of the notebook's first code cell with source (its setup: imports, device, profile)."""
+    return next((i for i, cell in enumerate(nb.cells) if cell.cell_type == "code" and cell.source.strip()), -1)
+
+
+@dataclass
+class WaitAfterSetup:
+    """nbclient's ``on_cell_execute`` hook: ``wait`` (in a thread, so the kernel's messages are still
+    read) before the first code cell after the setup cell, then the tracker.
+
+    A notebook's setup cell reads nothing that prepare builds (tests/test_course.py runs every one
+    on empty caches), so the kernel starts and imports while prepare finishes the notebook's data.
+    """
+
+    wait: Callable[[], None] | None
+    tracker: CellTracker
+    setup_cell: int
+    seconds: float = 0.0  # how long the notebook waited
+    done: bool = False
+
+    def run(self) -> None:
+        if self.wait is not None and not self.done:
+            self.done = True
+            start = time.perf_counter()
+            self.wait()
+            self.seconds = time.perf_counter() - start
+
+    async def __call__(self, cell: NotebookNode, cell_index: int, **kwargs: object) -> None:
+        if cell_index > self.setup_cell and not self.done:
+            import asyncio
+
+            await asyncio.to_thread(self.run)
+        self.tracker(cell, cell_index, **kwargs)
+
+
 def dirty_cells(nb: NotebookNode) -> list[int]:
     """Indices of code cells that store outputs or an execution count."""
     return [i for i, cell in enumerate(nb.cells)
@@ -310,16 +346,20 @@ def notebook_client(nb: NotebookNode, timeout: int, **kwargs: object) -> object:
     return PatientClient(nb, timeout=timeout, **kwargs)
 
 
-def execute_notebook(path: Path, profile: str, timeout: int, threads: int | None = None) -> float:
+def execute_notebook(path: Path, profile: str, timeout: int, threads: int | None = None,
+                     wait: Callable[[], None] | None = None) -> float:
     """Run one notebook in a fresh kernel, save its outputs; return the wall time in seconds.
 
     threads: torch threads of the kernel (``TL_THREADS`` and ``OMP_NUM_THREADS``), unless the user
-    set either; None leaves the default. Raises NotebookError naming the failing cell; the partly
-    executed copy is still saved.
+    set either; None leaves the default. wait: called once the kernel has run the setup cell (the
+    first code cell), before the next one (:class:`WaitAfterSetup`); the time it takes is not counted.
+    Raises NotebookError naming the failing cell (or ``wait``'s NotebookError); the partly executed
+    copy is still saved.
     """
     nb = nbformat.read(path, as_version=4)
     tracker = CellTracker()
-    client = notebook_client(nb, timeout, kernel_name="python3", on_cell_execute=tracker,
+    waiting = WaitAfterSetup(wait, tracker, first_code_cell(nb))
+    client = notebook_client(nb, timeout, kernel_name="python3", on_cell_execute=waiting,
                              resources={"metadata": {"path": str(path.parent)}})
     env = {**os.environ, "TL_PROFILE": profile}
     if threads is not None and not (os.environ.get("TL_THREADS") or os.environ.get("OMP_NUM_THREADS")):
@@ -327,10 +367,14 @@ def execute_notebook(path: Path, profile: str, timeout: int, threads: int | None
     start = time.perf_counter()
     try:
         client.execute(env=env)
+        waiting.run()  # a notebook with one code cell: its data are ready before its page is
+    except NotebookError:  # prepare stopped before it built what this notebook reads
+        save_outputs(path, nb)
+        raise
     except Exception as error:  # CellExecutionError, CellTimeoutError, DeadKernelError, ...
         save_outputs(path, nb)
         raise NotebookError(failure_message(path, tracker, error)) from error
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - start - waiting.seconds
     save_outputs(path, nb)
     return seconds
 
@@ -349,13 +393,14 @@ def run_course(paths: list[Path], profile: str, timeout: int, prepare: bool = Fa
     background = BackgroundPrepare(profile, prepare_command) if prepare else None
     try:
         for path in paths:
-            if background is not None:
-                background.wait_for(NOTEBOOK_STEPS.get(path.stem), path.name)
+            wait = None
+            if background is not None:  # after the notebook's setup cell: its kernel starts meanwhile
+                wait = lambda path=path: background.wait_for(NOTEBOOK_STEPS.get(path.stem), path.name)  # noqa: E731
             # beside a running prepare, the kernel takes only the cores its workers leave
             threads = background.kernel_threads() if background is not None else None
             print(f"--> {path.name} (profile {profile}, {source} data"
                   + (f", {threads} thread(s) beside prepare" if threads else "") + ") ...", flush=True)
-            timings[path.stem] = execute_notebook(path, profile, timeout, threads)
+            timings[path.stem] = execute_notebook(path, profile, timeout, threads, wait)
             print(f"    {path.name}: {timings[path.stem]:.1f} s"
                   + (f" (page ready {time.perf_counter() - start:.0f} s after the start)" if prepare else ""),
                   flush=True)

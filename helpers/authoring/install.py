@@ -12,6 +12,13 @@ for the best version: uv's ``unsafe-best-match``). When uv cannot be installed o
 installs, as before: the project never needs uv. ``TL_INSTALLER=pip`` skips uv. After uv, the
 packages that carry a compiled library (NATIVE) are imported once, and reinstalled with pip when
 uv picked a wheel without the library.
+
+uv does not byte-compile the packages (pip does): of the ~11,800 modules installed, the course's
+processes import ~2,700, and Python compiles each on its first import and keeps the result in
+``__pycache__`` (the Makefile makes sure it may: ``unexport PYTHONDONTWRITEBYTECODE``). Measured on
+the course's 2-core machine (2026-12-07): setup 5 s instead of 22 s (uv's ``--compile-bytecode``
+took 17 s of it, on both cores), and the first process that imports torch, the course's modules,
+pytest and the kernel's pays 7.4 s for them once instead of 3.2 s.
 """
 from __future__ import annotations
 
@@ -44,7 +51,7 @@ def pip_settings(config_list: str) -> dict[str, list[str]]:
 
 def uv_arguments(settings: dict[str, list[str]]) -> list[str]:
     """uv pip install's options that reproduce pip's settings."""
-    args = ["--index-strategy", "unsafe-best-match", "--compile-bytecode"]
+    args = ["--index-strategy", "unsafe-best-match"]  # no --compile-bytecode: see the module's notes
     for pip_name, flag, several in OPTIONS:
         values = settings.get(pip_name, [])
         for value in values if several else values[:1]:
