@@ -81,3 +81,13 @@ def test_a_native_package_uv_broke_is_reinstalled_with_pip(monkeypatch: pytest.M
     assert install.install(python) == 0
     assert [python, "-m", "pip", "install", "-q", "--force-reinstall", "--no-deps", "soundfile"] in calls
     assert calls[-1] == [python, "-c", "import soundfile"]  # checked again after pip
+
+
+def test_the_course_imports_are_byte_compiled_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "tl_probe_module.py").write_text("VALUE = 1\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")  # a machine that sets it: the compile step still writes
+    monkeypatch.setattr(install, "IMPORTED", (("tl_probe_module",), ("json", "tl_not_installed_anywhere")))
+    assert install.compile_imports(sys.executable)  # a module that is not installed is skipped
+    assert list((tmp_path / "__pycache__").glob("tl_probe_module.*.pyc"))
+    assert not install.compile_imports(str(tmp_path / "no-python"))  # never raises
