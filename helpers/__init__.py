@@ -44,12 +44,10 @@ Map of the package (module: what it holds)::
     checks        auto-checks of the exercises, with hints
     authoring/    tools for authors; notebooks never import them
       course      python -m helpers.authoring.course: run, check-clean, strip, check-nbval, student, with-prepare
-      after_prepare  a pytest plugin: make test's notebooks under nbval go on after their setup cell
-                  once their data are ready
+      after_prepare  pytest plugin: make test's notebooks (nbval) wait for their data after their setup cell
       site        the executed course as static pages (build/html/index.html)
       bench       python -m helpers.authoring.bench: the training engine against naive loops
       notebooks   what course and site share: notebook discovery, cells, the last run's timings
-      install     run as a script by make setup: the course installed with uv (pip's settings) or pip,
-                  what it imports byte-compiled
+      install     run by make setup: the course installed with uv (pip's settings) or pip, imports compiled
 """
 __version__ = "0.1.0"
