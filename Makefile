@@ -11,7 +11,7 @@ PROFILE ?=
 LAB_ARGS ?=
 BUILD := $(if $(TL_BUILD_DIR),$(TL_BUILD_DIR),build)
 
-# Setup byte-compiles the ~3,000 modules the course imports, not all ~11,800 installed (install.py);
+# Setup byte-compiles the ~3,500 modules the course imports, not all ~11,800 installed (install.py);
 # Python compiles anything else on its first import and keeps it in __pycache__. A machine that sets
 # PYTHONDONTWRITEBYTECODE would make every process compile those again (imports 7 s instead of 3):
 # the course's own commands write them.

@@ -348,7 +348,7 @@ def notebook_client(nb: NotebookNode, timeout: int, **kwargs: object) -> object:
 
 def execute_notebook(path: Path, profile: str, timeout: int, threads: int | None = None,
                      wait: Callable[[], None] | None = None) -> float:
-    """Run one notebook in a fresh kernel, save its outputs; return the wall time in seconds.
+    """Run one notebook in a fresh kernel, save its outputs; return its wall time in seconds (``wait`` left out).
 
     threads: torch threads of the kernel (``TL_THREADS`` and ``OMP_NUM_THREADS``), unless the user
     set either; None leaves the default. wait: called once the kernel has run the setup cell (the

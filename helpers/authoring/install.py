@@ -14,12 +14,12 @@ packages that carry a compiled library (NATIVE) are imported once, and reinstall
 uv picked a wheel without the library.
 
 Byte code: uv is not asked to compile all ~11,800 installed modules (``--compile-bytecode``: 17 s of
-setup on both cores of the course's 2-core machine); :func:`compile_imports` compiles the ~3,000 that
+setup on both cores of the course's 2-core machine); :func:`compile_imports` compiles the ~3,500 that
 the course's processes import, by importing them in two processes (9 s), and Python compiles anything
 else on its first import and keeps it in ``__pycache__`` (the Makefile lets it:
 ``unexport PYTHONDONTWRITEBYTECODE``; a process that may not write them compiles its imports every
 time: 7.4 s instead of 3.2 s for torch, the course's modules, pytest and the kernel's). Measured
-there (2026-12-07): setup 14 s instead of 22.
+there (fresh clones, 2026-12-08): setup 15-18 s instead of 21-25.
 """
 from __future__ import annotations
 
