@@ -197,8 +197,8 @@ class CellTracker:
 
 
 def first_code_cell(nb: NotebookNode) -> int:
-    """Index of the notebook's first code cell with source (its setup: imports, device, profile)."""
-    return next((i for i, cell in enumerate(nb.cells) if cell.cell_type == "code" and cell.source.strip()), -1)
+    """Index of the notebook's first code cell, its setup cell (nbval's cell 0): imports, device, profile."""
+    return next((i for i, cell in enumerate(nb.cells) if cell.cell_type == "code"), -1)
 
 
 @dataclass

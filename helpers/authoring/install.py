@@ -19,7 +19,7 @@ the course's processes import, by importing them in two processes (9 s), and Pyt
 else on its first import and keeps it in ``__pycache__`` (the Makefile lets it:
 ``unexport PYTHONDONTWRITEBYTECODE``; a process that may not write them compiles its imports every
 time: 7.4 s instead of 3.2 s for torch, the course's modules, pytest and the kernel's). Measured
-there (fresh clones, 2026-12-08): setup 15-18 s instead of 21-25.
+there (fresh clones, 2026-12-08): setup 15-21 s instead of 21-25.
 """
 from __future__ import annotations
 
