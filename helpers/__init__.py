@@ -7,7 +7,7 @@ downloaded until a function is called.
 Map of the package (module: what it holds)::
 
     config        profiles (every size and budget of the course) and the data/artifacts/build folders
-    runtime       the device (chosen at call time), threads, seeds, a one-line description
+    runtime       the device (chosen at call time), threads, freed memory kept for reuse, seeds, a one-line description
     data/         the data sets, each load-or-build through data.cache
       sources     the resolver: TL_DATA (synthetic or real) and the data specs with their cache keys
       images      generated images: task A (procedural objects), task B (simulated X-rays)

@@ -1,7 +1,11 @@
 """helpers.runtime: device choice, threads, seeds, the description line."""
 from __future__ import annotations
 
+import os
+import platform
 import random
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import numpy as np
@@ -115,3 +119,29 @@ def test_a_build_is_announced_with_an_estimate_for_this_machine(capsys) -> None:
     assert line.startswith("building (once, then cached): pre-training; about ") and "CPU thread" in line
     assert capsys.readouterr().out.strip() == line
     assert "GPU" in runtime.announce_build("x", 10, 32, torch.device("cuda"))
+
+
+FAULTS_OF_BIG_TENSORS = """
+import resource, sys, torch
+from helpers import runtime
+if sys.argv[1] == "reuse":
+    assert runtime.reuse_freed_memory()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(20):
+    torch.ones(12 << 20)  # 48 MiB (over glibc's largest default mapping size, 32 MiB), freed at once
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+                    reason="glibc's malloc only")
+def test_freed_memory_is_reused_so_new_tensors_fault_fewer_pages() -> None:
+    """Without reuse_freed_memory every 48-MiB tensor is a fresh mapping: 12,288 page faults each (measured
+    245,815 for twenty); with it glibc keeps the freed block for the next (73,738)."""
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}  # glibc's malloc, not tcmalloc's
+    env["PYTHONPATH"] = str(config.REPO_ROOT)
+    faults = {how: int(subprocess.run([sys.executable, "-c", FAULTS_OF_BIG_TENSORS, how], env=env, check=True,
+                                      capture_output=True, text=True, timeout=120).stdout)
+              for how in ("plain", "reuse")}
+    assert faults["plain"] >= 20 * (48 << 20) // 4096 * 0.9  # the setting this test is about: a fresh mapping each
+    assert faults["reuse"] <= faults["plain"] / 2

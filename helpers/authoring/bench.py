@@ -9,6 +9,8 @@ number of epochs:
 * ``feature_cache_speedup`` — training a head over a frozen backbone that is recomputed every
   step, against computing the backbone's features once (``train.cached_features``).
 
+Each ratio is the best of ``--repeats`` (5) timed calls of each side, the two taking turns.
+
 The last line printed is one JSON object with the three ratios.
 """
 from __future__ import annotations
@@ -24,7 +26,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from helpers import models, train
 from helpers.data import images
-from helpers.runtime import get_device
+from helpers.runtime import get_device, reuse_freed_memory
 
 
 def naive_fit(model: nn.Module, X: Tensor, y: Tensor, epochs: int, batch_size: int, seed: int,
@@ -55,15 +57,25 @@ def timed(function: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def ratio(naive: Callable[[], object], ours: Callable[[], object]) -> float:
-    """naive seconds / our seconds, after one warm-up call of each (best of two)."""
+REPEATS = 5  # timed calls of each side: the best of five (two swung by 20-40 % on a shared machine)
+
+
+def ratio(naive: Callable[[], object], ours: Callable[[], object], repeats: int = REPEATS) -> float:
+    """naive seconds / our seconds: the best of ``repeats`` calls of each after one warm-up call of
+    each, the two sides taking turns (so that a slow spell of the machine falls on both)."""
     naive(), ours()
-    return min(timed(naive) for _ in range(2)) / min(timed(ours) for _ in range(2))
+    naive_seconds, our_seconds = [], []
+    for _ in range(repeats):
+        naive_seconds.append(timed(naive))
+        our_seconds.append(timed(ours))
+    return min(naive_seconds) / min(our_seconds)
 
 
-def bench(n_images: int = 3_000, epochs: int = 2, device: torch.device | None = None) -> dict[str, float]:
+def bench(n_images: int = 3_000, epochs: int = 2, device: torch.device | None = None,
+          repeats: int = REPEATS) -> dict[str, float]:
     """Measure the three ratios on generated task-A images; returns them as a dict."""
     device = device or get_device()
+    reuse_freed_memory()  # as the course's processes do (configure_threads); both sides alike
     X_uint8, y = images.make_task_a(n_images, seed=0)
     X = images.normalize(X_uint8)
     backbone = models.ImageCNN(len(images.TASK_A_CLASSES))
@@ -75,11 +87,12 @@ def bench(n_images: int = 3_000, epochs: int = 2, device: torch.device | None = 
     models.freeze(frozen.features)
     return {
         "fit_vs_dataloader_features": ratio(lambda: naive_fit(head, features, y, 20, 64, 0, device),
-                                            lambda: fit(head, features, 20)),
+                                            lambda: fit(head, features, 20), repeats),
         "fit_vs_dataloader_conv": ratio(lambda: naive_fit(new_net(), X, y, epochs, 64, 0, device),
-                                        lambda: fit(new_net(), X, epochs)),
+                                        lambda: fit(new_net(), X, epochs), repeats),
         "feature_cache_speedup": ratio(lambda: fit(frozen, X, 20),
-                                       lambda: fit(frozen.head, train.cached_features(frozen.features, X), 20)),
+                                       lambda: fit(frozen.head, train.cached_features(frozen.features, X), 20),
+                                       repeats),
     }
 
 
@@ -87,8 +100,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Benchmark the training engine.")
     parser.add_argument("--json", action="store_true", help="end with one JSON line (always printed last)")
     parser.add_argument("--images", type=int, default=3_000, help="task-A images to train on")
+    parser.add_argument("--repeats", type=int, default=REPEATS, help="timed calls of each side (the best counts)")
     args = parser.parse_args(argv)
-    results = bench(args.images)
+    if args.repeats < 1:
+        parser.error(f"--repeats must be 1 or more, got {args.repeats}")
+    results = bench(args.images, repeats=args.repeats)
     for name, value in results.items():
         print(f"{name:32s} {value:6.2f}x")
     print(json.dumps({k: round(v, 3) for k, v in results.items()}))
