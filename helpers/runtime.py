@@ -99,7 +99,7 @@ def reuse_freed_memory() -> bool:
     allocations: measured on this course's 2-core CI machine (Intel Xeon with AMX, 2026-12-08, one
     thread, the bench's feature-cache workload: a frozen CNN trained over 3,000 images, then
     ``cached_features`` and the head), 181,000 and 1,374,000 page faults in two runs without this,
-    165,000-182,000 with it (tcmalloc, which ``make`` preloads where it is installed: 138,000); the
+    165,000-203,000 with it (tcmalloc, which ``make`` preloads where it is installed: 138,000); the
     feature cache 10.3x and 6.9x faster than the frozen network without it, 9.5-10.0x with it.
     Results do not change (only where memory comes from). Keeps at most MALLOC_TRIM_THRESHOLD of
     freed memory per process. Called by ``configure_threads`` and by the training engine; without
