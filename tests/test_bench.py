@@ -81,3 +81,9 @@ def test_command_prints_each_ratio_then_json_last() -> None:
     printed = {line.split()[0]: float(line.split()[1].rstrip("x")) for line in lines if line.split()[0] in RATIOS}
     assert printed.keys() == ratios.keys()
     assert all(abs(printed[name] - ratios[name]) <= 0.005 + 1e-9 for name in ratios)  # same figures, rounded
+
+
+def test_command_refuses_fewer_than_one_repeat() -> None:
+    done = subprocess.run([sys.executable, "-m", "helpers.authoring.bench", "--repeats", "0"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "--repeats must be 1 or more" in done.stderr

@@ -143,5 +143,7 @@ def test_freed_memory_is_reused_so_new_tensors_fault_fewer_pages() -> None:
     faults = {how: int(subprocess.run([sys.executable, "-c", FAULTS_OF_BIG_TENSORS, how], env=env, check=True,
                                       capture_output=True, text=True, timeout=120).stdout)
               for how in ("plain", "reuse")}
-    assert faults["plain"] >= 20 * (48 << 20) // 4096 * 0.9  # the setting this test is about: a fresh mapping each
+    if faults["plain"] < 20 * (48 << 20) // 4096 * 0.9:  # not a fresh 4-KB-paged mapping each time
+        pytest.skip(f"this machine faults {faults['plain']} pages for twenty fresh 48-MiB tensors "
+                    "(transparent huge pages set to 'always'?): nothing for the setting to save")
     assert faults["reuse"] <= faults["plain"] / 2
